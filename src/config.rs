@@ -1,0 +1,263 @@
+//! Configuration from the environment (envy), validated once at start-up.
+//! Variable names match the Python s3proxy this replaces.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use http::uri::{Authority, Scheme};
+use serde::Deserialize;
+
+/// A secret: never printed, never logged.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    client_access_key: String,
+    client_secret_key: Secret,
+    origin_access_key: String,
+    origin_secret_key: Secret,
+    origin_domain: String,
+    #[serde(default = "default_scheme")]
+    origin_scheme: String,
+    #[serde(default = "default_region")]
+    aws_region: String,
+    #[serde(default = "default_host")]
+    host: String,
+    #[serde(default = "default_port")]
+    port: u16,
+    #[serde(default = "default_skew")]
+    max_clock_skew: u64,
+    #[serde(default = "default_healthcheck_path")]
+    healthcheck_path: String,
+    #[serde(default = "default_connect_timeout")]
+    origin_connect_timeout: u64,
+    #[serde(default = "default_read_timeout")]
+    origin_read_timeout: u64,
+}
+
+fn default_scheme() -> String {
+    "https".into()
+}
+fn default_region() -> String {
+    "us-east-1".into()
+}
+fn default_host() -> String {
+    "0.0.0.0".into()
+}
+fn default_port() -> u16 {
+    8000
+}
+fn default_skew() -> u64 {
+    900
+}
+fn default_healthcheck_path() -> String {
+    "/".into()
+}
+fn default_connect_timeout() -> u64 {
+    5
+}
+fn default_read_timeout() -> u64 {
+    60
+}
+
+/// Where the proxy connects. Chosen by configuration only, never by a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub scheme: Scheme,
+    /// `host[:port]`, also the `Host` the proxy signs toward the origin.
+    pub authority: Authority,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub client_access_key: String,
+    pub client_secret_key: Secret,
+    pub origin_access_key: String,
+    pub origin_secret_key: Secret,
+    pub origin: Origin,
+    pub region: String,
+    pub listen: SocketAddr,
+    pub max_clock_skew: Duration,
+    pub healthcheck_path: String,
+    pub connect_timeout: Duration,
+    /// How long the origin may stay silent (no response, no body progress).
+    pub read_timeout: Duration,
+}
+
+/// A configuration error: one line naming the variable, never its secret value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn bad(var: &str, why: &str) -> ConfigError {
+    ConfigError(format!("invalid {var}: {why}"))
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_iter(std::env::vars())
+    }
+
+    pub fn from_iter(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let raw: Raw = envy::from_iter(vars).map_err(|e| match e {
+            envy::Error::MissingValue(field) => {
+                ConfigError(format!("missing required variable {}", field.to_ascii_uppercase()))
+            }
+            // envy names the variable; only numeric fields can fail to parse, so
+            // no secret value is ever in this message.
+            envy::Error::Custom(msg) => ConfigError(format!("invalid configuration: {msg}")),
+        })?;
+        Self::validate(raw)
+    }
+
+    fn validate(raw: Raw) -> Result<Self, ConfigError> {
+        for (var, v) in [("CLIENT_ACCESS_KEY", &raw.client_access_key), ("ORIGIN_ACCESS_KEY", &raw.origin_access_key)] {
+            if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c == '/' || c.is_control()) {
+                return Err(bad(var, "must be non-empty, without spaces or '/'"));
+            }
+        }
+        for (var, v) in [("CLIENT_SECRET_KEY", &raw.client_secret_key), ("ORIGIN_SECRET_KEY", &raw.origin_secret_key)] {
+            if v.expose().is_empty() {
+                return Err(bad(var, "must not be empty"));
+            }
+        }
+        let origin = parse_origin(&raw.origin_domain, &raw.origin_scheme)?;
+        if raw.aws_region.is_empty() || !raw.aws_region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(bad("AWS_REGION", "must be a region name such as us-east-1"));
+        }
+        let ip: IpAddr = raw.host.parse().map_err(|_| bad("HOST", "must be an IP address such as 0.0.0.0"))?;
+        if !raw.healthcheck_path.starts_with('/') || raw.healthcheck_path.parse::<http::uri::PathAndQuery>().is_err() {
+            return Err(bad("HEALTHCHECK_PATH", "must be a path starting with '/'"));
+        }
+        if raw.origin_connect_timeout == 0 || raw.origin_read_timeout == 0 {
+            return Err(bad("ORIGIN_CONNECT_TIMEOUT/ORIGIN_READ_TIMEOUT", "must be at least 1 second"));
+        }
+        Ok(Self {
+            client_access_key: raw.client_access_key,
+            client_secret_key: raw.client_secret_key,
+            origin_access_key: raw.origin_access_key,
+            origin_secret_key: raw.origin_secret_key,
+            origin,
+            region: raw.aws_region,
+            listen: SocketAddr::new(ip, raw.port),
+            max_clock_skew: Duration::from_secs(raw.max_clock_skew),
+            healthcheck_path: raw.healthcheck_path,
+            connect_timeout: Duration::from_secs(raw.origin_connect_timeout),
+            read_timeout: Duration::from_secs(raw.origin_read_timeout),
+        })
+    }
+}
+
+/// `host[:port]` (with ORIGIN_SCHEME), or `http://host:port` / `https://host:port`.
+fn parse_origin(domain: &str, scheme: &str) -> Result<Origin, ConfigError> {
+    let (scheme, rest) = if let Some(r) = domain.strip_prefix("http://") {
+        (Scheme::HTTP, r)
+    } else if let Some(r) = domain.strip_prefix("https://") {
+        (Scheme::HTTPS, r)
+    } else if domain.contains("://") {
+        return Err(bad("ORIGIN_DOMAIN", "the scheme must be http or https"));
+    } else {
+        let s = match scheme {
+            "https" => Scheme::HTTPS,
+            "http" => Scheme::HTTP,
+            _ => return Err(bad("ORIGIN_SCHEME", "must be https or http")),
+        };
+        (s, domain)
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() || rest.contains(['/', '@', '?', '#']) || rest.contains(char::is_whitespace) {
+        return Err(bad("ORIGIN_DOMAIN", "must be host[:port] or http(s)://host[:port], without a path"));
+    }
+    let authority: Authority = rest.parse().map_err(|_| bad("ORIGIN_DOMAIN", "is not a valid host[:port]"))?;
+    if authority.host().is_empty() {
+        return Err(bad("ORIGIN_DOMAIN", "has no host"));
+    }
+    Ok(Origin { scheme, authority })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = [
+            ("CLIENT_ACCESS_KEY", "cak"),
+            ("CLIENT_SECRET_KEY", "csk-very-secret"),
+            ("ORIGIN_ACCESS_KEY", "oak"),
+            ("ORIGIN_SECRET_KEY", "osk-very-secret"),
+            ("ORIGIN_DOMAIN", "s3.example.com"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, val) in extra {
+            v.retain(|(kk, _)| kk != k);
+            if !val.is_empty() || *k == "CLIENT_SECRET_KEY" {
+                v.push((k.to_string(), val.to_string()));
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_iter(vars(&[])).unwrap();
+        assert_eq!(c.origin.scheme, Scheme::HTTPS);
+        assert_eq!(c.origin.authority.as_str(), "s3.example.com");
+        assert_eq!(c.region, "us-east-1");
+        assert_eq!(c.listen, "0.0.0.0:8000".parse().unwrap());
+        assert_eq!(c.max_clock_skew, Duration::from_secs(900));
+        assert_eq!(c.healthcheck_path, "/");
+        assert!(!format!("{c:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn origin_forms() {
+        let c = Config::from_iter(vars(&[("ORIGIN_DOMAIN", "http://127.0.0.1:9000/")])).unwrap();
+        assert_eq!((c.origin.scheme, c.origin.authority.as_str()), (Scheme::HTTP, "127.0.0.1:9000"));
+        let c = Config::from_iter(vars(&[("ORIGIN_DOMAIN", "minio:9000"), ("ORIGIN_SCHEME", "http")])).unwrap();
+        assert_eq!((c.origin.scheme, c.origin.authority.as_str()), (Scheme::HTTP, "minio:9000"));
+        for bad in ["ftp://x", "http://x/path", "", "a b", "user@host"] {
+            assert!(Config::from_iter(vars(&[("ORIGIN_DOMAIN", bad)])).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_variable_and_hide_secrets() {
+        let e = Config::from_iter(vars(&[("ORIGIN_DOMAIN", "")])).unwrap_err();
+        assert_eq!(e.0, "missing required variable ORIGIN_DOMAIN");
+        let e = Config::from_iter(vars(&[("PORT", "eighty")])).unwrap_err();
+        assert!(e.0.contains("PORT"), "{e}");
+        let e = Config::from_iter(vars(&[("CLIENT_SECRET_KEY", "")])).unwrap_err();
+        assert_eq!(e.0, "invalid CLIENT_SECRET_KEY: must not be empty");
+        let e = Config::from_iter(vars(&[("ORIGIN_SCHEME", "gopher")])).unwrap_err();
+        assert!(e.0.contains("ORIGIN_SCHEME"));
+        let e = Config::from_iter(vars(&[("HOST", "nowhere")])).unwrap_err();
+        assert!(e.0.contains("HOST"));
+    }
+}

@@ -1,0 +1,232 @@
+//! One error type for everything a client can be told, and one exhaustive
+//! match from it to S3's status and code.
+//!
+//! <https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html>
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use axum::body::Body;
+use axum::response::Response;
+use http::{HeaderValue, StatusCode, header};
+
+type Msg = Cow<'static, str>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// The client's signature is wrong. Carries what the proxy computed from the
+    /// client's own request, as S3 does.
+    SignatureDoesNotMatch {
+        access_key: String,
+        signature_provided: String,
+        string_to_sign: String,
+        canonical_request: Option<String>,
+    },
+    InvalidAccessKeyId(String),
+    RequestTimeTooSkewed { request_time: String, server_time: String, max_skew_secs: u64 },
+    AccessDenied(Msg),
+    /// Some `x-amz-*` headers are present but unsigned (S3 answers AccessDenied).
+    HeadersNotSigned(String),
+    AuthorizationHeaderMalformed(Msg),
+    AuthorizationQueryParametersError(Msg),
+    InvalidArgument(Msg),
+    InvalidRequest(Msg),
+    NotImplemented(Msg),
+    MissingContentLength,
+    XAmzContentSHA256Mismatch { client_computed: String, s3_computed: String },
+    /// The body ended before Content-Length (or the chunk framing) said it would.
+    IncompleteBody(Msg),
+    /// Malformed aws-chunked framing or a framing limit exceeded.
+    InvalidChunkedBody(Msg),
+    /// A chunk or trailer signature is wrong.
+    ChunkSignatureDoesNotMatch(Msg),
+    OriginUnreachable(Msg),
+    OriginTimeout(Msg),
+}
+
+impl Error {
+    /// The one place that decides status and code. No wildcard: a new variant
+    /// must be placed here by hand.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::SignatureDoesNotMatch { .. } => (StatusCode::FORBIDDEN, "SignatureDoesNotMatch"),
+            Self::ChunkSignatureDoesNotMatch(_) => (StatusCode::FORBIDDEN, "SignatureDoesNotMatch"),
+            Self::InvalidAccessKeyId(_) => (StatusCode::FORBIDDEN, "InvalidAccessKeyId"),
+            Self::RequestTimeTooSkewed { .. } => (StatusCode::FORBIDDEN, "RequestTimeTooSkewed"),
+            Self::AccessDenied(_) | Self::HeadersNotSigned(_) => (StatusCode::FORBIDDEN, "AccessDenied"),
+            Self::AuthorizationHeaderMalformed(_) => (StatusCode::BAD_REQUEST, "AuthorizationHeaderMalformed"),
+            Self::AuthorizationQueryParametersError(_) => {
+                (StatusCode::BAD_REQUEST, "AuthorizationQueryParametersError")
+            }
+            Self::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "InvalidArgument"),
+            Self::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "InvalidRequest"),
+            Self::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "NotImplemented"),
+            Self::MissingContentLength => (StatusCode::LENGTH_REQUIRED, "MissingContentLength"),
+            Self::XAmzContentSHA256Mismatch { .. } => (StatusCode::BAD_REQUEST, "XAmzContentSHA256Mismatch"),
+            Self::IncompleteBody(_) => (StatusCode::BAD_REQUEST, "IncompleteBody"),
+            Self::InvalidChunkedBody(_) => (StatusCode::BAD_REQUEST, "InvalidRequest"),
+            Self::OriginUnreachable(_) => (StatusCode::BAD_GATEWAY, "BadGateway"),
+            Self::OriginTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "GatewayTimeout"),
+        }
+    }
+
+    pub fn message(&self) -> Cow<'_, str> {
+        match self {
+            Self::SignatureDoesNotMatch { .. } => {
+                "The request signature we calculated does not match the signature you provided. Check your key and signing method.".into()
+            }
+            Self::InvalidAccessKeyId(_) => "The AWS Access Key Id you provided does not exist in our records.".into(),
+            Self::RequestTimeTooSkewed { .. } => {
+                "The difference between the request time and the current time is too large.".into()
+            }
+            Self::HeadersNotSigned(_) => "There were headers present in the request which were not signed".into(),
+            Self::MissingContentLength => "You must provide the Content-Length HTTP header.".into(),
+            Self::XAmzContentSHA256Mismatch { .. } => {
+                "The provided 'x-amz-content-sha256' header does not match what was computed.".into()
+            }
+            Self::AccessDenied(m)
+            | Self::AuthorizationHeaderMalformed(m)
+            | Self::AuthorizationQueryParametersError(m)
+            | Self::InvalidArgument(m)
+            | Self::InvalidRequest(m)
+            | Self::NotImplemented(m)
+            | Self::IncompleteBody(m)
+            | Self::InvalidChunkedBody(m)
+            | Self::ChunkSignatureDoesNotMatch(m)
+            | Self::OriginUnreachable(m)
+            | Self::OriginTimeout(m) => Cow::Borrowed(m),
+        }
+    }
+
+    /// Extra elements after `<Message>`, as S3 sends them.
+    fn write_details(&self, out: &mut String) {
+        match self {
+            Self::SignatureDoesNotMatch { access_key, signature_provided, string_to_sign, canonical_request } => {
+                element(out, "AWSAccessKeyId", access_key);
+                element(out, "StringToSign", string_to_sign);
+                element(out, "SignatureProvided", signature_provided);
+                element(out, "StringToSignBytes", &spaced_hex(string_to_sign.as_bytes()));
+                if let Some(c) = canonical_request {
+                    element(out, "CanonicalRequest", c);
+                    element(out, "CanonicalRequestBytes", &spaced_hex(c.as_bytes()));
+                }
+            }
+            Self::InvalidAccessKeyId(ak) => element(out, "AWSAccessKeyId", ak),
+            Self::RequestTimeTooSkewed { request_time, server_time, max_skew_secs } => {
+                element(out, "RequestTime", request_time);
+                element(out, "ServerTime", server_time);
+                element(out, "MaxAllowedSkewMilliseconds", &(max_skew_secs * 1000).to_string());
+            }
+            Self::HeadersNotSigned(h) => element(out, "HeadersNotSigned", h),
+            Self::XAmzContentSHA256Mismatch { client_computed, s3_computed } => {
+                element(out, "ClientComputedContentSHA256", client_computed);
+                element(out, "S3ComputedContentSHA256", s3_computed);
+            }
+            Self::AccessDenied(_)
+            | Self::AuthorizationHeaderMalformed(_)
+            | Self::AuthorizationQueryParametersError(_)
+            | Self::InvalidArgument(_)
+            | Self::InvalidRequest(_)
+            | Self::NotImplemented(_)
+            | Self::MissingContentLength
+            | Self::IncompleteBody(_)
+            | Self::InvalidChunkedBody(_)
+            | Self::ChunkSignatureDoesNotMatch(_)
+            | Self::OriginUnreachable(_)
+            | Self::OriginTimeout(_) => {}
+        }
+    }
+
+    pub fn to_xml(&self, request_id: &str) -> String {
+        let (_, code) = self.status_and_code();
+        let mut out = String::with_capacity(256);
+        out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>");
+        element(&mut out, "Code", code);
+        element(&mut out, "Message", &self.message());
+        self.write_details(&mut out);
+        element(&mut out, "RequestId", request_id);
+        out.push_str("</Error>");
+        out
+    }
+
+    /// The S3 error response. A HEAD gets the status and headers only.
+    pub fn into_response(self, request_id: &str, head: bool) -> Response {
+        let (status, code) = self.status_and_code();
+        let xml = self.to_xml(request_id);
+        let mut resp = Response::new(if head { Body::empty() } else { Body::from(xml) });
+        *resp.status_mut() = status;
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+        if let Ok(v) = HeaderValue::from_str(request_id) {
+            h.insert("x-amz-request-id", v);
+        }
+        h.insert("x-amz-error-code", HeaderValue::from_static(code));
+        resp
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (status, code) = self.status_and_code();
+        write!(f, "{} {code}: {}", status.as_u16(), self.message())
+    }
+}
+
+impl std::error::Error for Error {}
+
+fn element(out: &mut String, name: &str, value: &str) {
+    let _ = write!(out, "<{name}>");
+    escape_into(out, value);
+    let _ = write!(out, "</{name}>");
+}
+
+/// XML-escapes text. Newlines are kept as `&#10;` so a canonical request
+/// survives XML parsers that normalize whitespace.
+fn escape_into(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\n' => out.push_str("&#10;"),
+            c if (c as u32) < 0x20 && c != '\t' => {
+                let _ = write!(out, "&#{};", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+fn spaced_hex(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len() * 3);
+    for (i, byte) in b.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xml_has_code_message_details_and_is_escaped() {
+        let e = Error::SignatureDoesNotMatch {
+            access_key: "AK".into(),
+            signature_provided: "ab".into(),
+            string_to_sign: "AWS4-HMAC-SHA256\n<x>&".into(),
+            canonical_request: Some("GET\n/".into()),
+        };
+        let x = e.to_xml("RID");
+        assert!(x.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SignatureDoesNotMatch</Code><Message>"));
+        assert!(x.contains("<StringToSign>AWS4-HMAC-SHA256&#10;&lt;x&gt;&amp;</StringToSign>"));
+        assert!(x.contains("<CanonicalRequest>GET&#10;/</CanonicalRequest>"));
+        assert!(x.ends_with("<RequestId>RID</RequestId></Error>"));
+        assert_eq!(e.status_and_code(), (StatusCode::FORBIDDEN, "SignatureDoesNotMatch"));
+    }
+}

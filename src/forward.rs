@@ -1,0 +1,336 @@
+//! Outbound: one pooled keep-alive client toward the origin, request and
+//! response bodies streamed both ways, hop-by-hop headers stripped.
+//!
+//! The forward path uses hyper's client with an `http::Uri`, not reqwest: the
+//! `url` crate behind reqwest removes `.`/`..` segments (and `%2e` forms) from
+//! paths, which would make `a/../b` a different object than the one verified.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use http::{HeaderMap, Request, Response, header};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use sha2::{Digest, Sha256};
+
+use crate::error::Error;
+use crate::resign::OriginRequest;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type DataStream = Pin<Box<dyn Stream<Item = Result<Bytes, BoxError>> + Send>>;
+
+/// Where a body adapter records why it failed, so the handler can answer with
+/// the S3 error instead of a generic origin failure.
+#[derive(Clone, Default)]
+pub struct Failure(Arc<Mutex<Option<Error>>>);
+
+impl Failure {
+    pub fn set(&self, e: Error) {
+        let mut slot = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        slot.get_or_insert(e);
+    }
+    pub fn take(&self) -> Option<Error> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
+}
+
+/// Bytes moved so far, for the idle (read) timeout.
+#[derive(Clone, Default)]
+pub struct Progress(Arc<AtomicU64>);
+
+impl Progress {
+    fn add(&self, n: usize) {
+        self.0.fetch_add(n as u64 + 1, Ordering::Relaxed);
+    }
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The request body toward the origin: a stream with a known length (the
+/// client's Content-Length) when there is one, so hyper sends Content-Length
+/// and not chunked. A stream error aborts the upstream request: the origin
+/// never sees a complete body.
+pub struct OutBody {
+    stream: Option<DataStream>,
+    len: Option<u64>,
+    progress: Progress,
+}
+
+impl OutBody {
+    pub fn empty() -> Self {
+        Self { stream: None, len: Some(0), progress: Progress::default() }
+    }
+    pub fn new(stream: DataStream, len: Option<u64>, progress: Progress) -> Self {
+        Self { stream: Some(stream), len, progress }
+    }
+}
+
+impl Body for OutBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let Some(s) = self.stream.as_mut() else { return Poll::Ready(None) };
+        match ready!(s.as_mut().poll_next(cx)) {
+            Some(Ok(b)) => {
+                self.progress.add(b.len());
+                Poll::Ready(Some(Ok(Frame::data(b))))
+            }
+            Some(Err(e)) => {
+                self.stream = None;
+                Poll::Ready(Some(Err(e)))
+            }
+            None => {
+                self.stream = None;
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.stream.is_none() || self.len == Some(0)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.len.map_or_else(SizeHint::default, SizeHint::with_exact)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Verifies a hex `x-amz-content-sha256` while streaming. The last frame is
+    /// held back until the hash is known; on a mismatch the stream fails
+    /// instead, so the origin never receives the complete body.
+    pub struct Sha256Check<S> {
+        #[pin]
+        inner: S,
+        hasher: Sha256,
+        expected: [u8; 32],
+        held: Option<Bytes>,
+        failure: Failure,
+        done: bool,
+    }
+}
+
+impl<S> Sha256Check<S> {
+    pub fn new(inner: S, expected: [u8; 32], failure: Failure) -> Self {
+        Self { inner, hasher: Sha256::new(), expected, held: None, failure, done: false }
+    }
+}
+
+impl<S: Stream<Item = Result<Bytes, BoxError>>> Stream for Sha256Check<S> {
+    type Item = Result<Bytes, BoxError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        loop {
+            match ready!(this.inner.as_mut().poll_next(cx)) {
+                Some(Ok(b)) => {
+                    if b.is_empty() {
+                        continue;
+                    }
+                    this.hasher.update(&b);
+                    if let Some(prev) = this.held.replace(b) {
+                        return Poll::Ready(Some(Ok(prev)));
+                    }
+                }
+                Some(Err(e)) => {
+                    *this.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                None => {
+                    *this.done = true;
+                    let got: [u8; 32] = std::mem::take(this.hasher).finalize().into();
+                    if got != *this.expected {
+                        let e = Error::XAmzContentSHA256Mismatch {
+                            client_computed: hex::encode(this.expected),
+                            s3_computed: hex::encode(got),
+                        };
+                        this.failure.set(e.clone());
+                        return Poll::Ready(Some(Err(Box::new(e))));
+                    }
+                    return Poll::Ready(this.held.take().map(Ok));
+                }
+            }
+        }
+    }
+}
+
+/// The client's body as a stream; a client that goes away mid-upload becomes
+/// an IncompleteBody failure (and the upstream request is aborted).
+pub fn client_stream(body: axum::body::Body, failure: Failure) -> impl Stream<Item = Result<Bytes, BoxError>> + Send {
+    use futures_util::StreamExt;
+    body.into_data_stream().map(move |r| {
+        r.map_err(|e| {
+            failure.set(Error::IncompleteBody(
+                "The request body ended before its Content-Length; nothing was stored".into(),
+            ));
+            BoxError::from(e)
+        })
+    })
+}
+
+pub struct Forwarder {
+    client: Client<HttpsConnector<HttpConnector>, OutBody>,
+    read_timeout: Duration,
+}
+
+impl Forwarder {
+    pub fn new(connect_timeout: Duration, read_timeout: Duration) -> Self {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(connect_timeout));
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        http.set_keepalive(Some(Duration::from_secs(60)));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .unwrap_or_else(|_| {
+                // No system roots (a bare container): https origins will fail
+                // their handshake with a clear error; http origins still work.
+                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
+                    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+                        .with_safe_default_protocol_versions()
+                        .expect("aws-lc-rs supports the default TLS versions")
+                        .with_root_certificates(rustls::RootCertStore::empty())
+                        .with_no_client_auth(),
+                )
+            })
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(256)
+            .build(https);
+        Self { client, read_timeout }
+    }
+
+    /// Sends the request; waits for the response head while the request body
+    /// makes progress, and gives up after `read_timeout` of silence.
+    pub async fn send(&self, out: OriginRequest, body: OutBody, failure: &Failure) -> Result<Response<IdleTimeout<Incoming>>, Error> {
+        let progress = body.progress.clone();
+        let mut req = Request::new(body);
+        *req.method_mut() = out.method;
+        *req.uri_mut() = out.uri;
+        *req.headers_mut() = out.headers;
+        let fut = self.client.request(req);
+        tokio::pin!(fut);
+        let mut seen = progress.get();
+        let result = loop {
+            tokio::select! {
+                r = &mut fut => break r,
+                () = tokio::time::sleep(self.read_timeout) => {
+                    let now = progress.get();
+                    if now == seen {
+                        return Err(failure.take().unwrap_or_else(|| Error::OriginTimeout("The origin did not answer in time".into())));
+                    }
+                    seen = now;
+                }
+            }
+        };
+        if let Some(e) = failure.take() {
+            return Err(e);
+        }
+        match result {
+            Ok(resp) => {
+                let read_timeout = self.read_timeout;
+                Ok(resp.map(|b| IdleTimeout::new(b, read_timeout)))
+            }
+            Err(e) => {
+                tracing::warn!(error = %display_chain(&e), "origin request failed");
+                Err(if e.is_connect() {
+                    Error::OriginUnreachable("The origin could not be reached".into())
+                } else {
+                    Error::OriginUnreachable("The connection to the origin failed".into())
+                })
+            }
+        }
+    }
+}
+
+fn display_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that fails when the origin stays silent too long.
+    pub struct IdleTimeout<B> {
+        #[pin]
+        inner: B,
+        #[pin]
+        sleep: tokio::time::Sleep,
+        dur: Duration,
+    }
+}
+
+impl<B> IdleTimeout<B> {
+    pub fn new(inner: B, dur: Duration) -> Self {
+        Self { inner, sleep: tokio::time::sleep(dur), dur }
+    }
+}
+
+impl<B: Body<Data = Bytes>> Body for IdleTimeout<B>
+where
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(f) => {
+                this.sleep.as_mut().reset(tokio::time::Instant::now() + *this.dur);
+                Poll::Ready(f.map(|r| r.map_err(Into::into)))
+            }
+            Poll::Pending => match this.sleep.poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err("the origin stopped sending the response body".into()))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Removes hop-by-hop headers (and those `Connection` names) from a response.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .collect();
+    for name in listed {
+        headers.remove(name.as_str());
+    }
+    for name in ["connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection", "proxy-authenticate"] {
+        headers.remove(name);
+    }
+}

@@ -1,0 +1,282 @@
+//! # s3-resign-proxy
+//!
+//! Serves an S3 origin under a domain of your choice. Clients sign for the
+//! proxy's host with the CLIENT credentials; the proxy verifies that signature,
+//! signs the request again for ORIGIN_DOMAIN with the ORIGIN credentials, and
+//! streams the request and the response through.
+//!
+//! ## Data flow
+//!
+//! ```text
+//! request in ──► verify ──► canonicalize ──► re-sign ──► forward ──► stream back
+//!   (axum)     verify.rs     sigv4/          resign.rs   forward.rs   (body as is)
+//!              └─ VerifiedRequest (proof) ─┘
+//! ```
+//!
+//! 1. [`verify::verify`] parses the `Authorization` header or the presigned
+//!    query, checks key, date, skew/expiry and signature, and returns a
+//!    [`verify::VerifiedRequest`]. No body byte has been read yet.
+//! 2. [`resign::Signer::resign`] turns it into an origin request: the same
+//!    path and query, the client's signed headers (less hop-by-hop ones) plus
+//!    `host`, `x-amz-date`, `x-amz-content-sha256`, signed with the origin key.
+//! 3. [`forward::Forwarder::send`] streams the body (checking a hex payload
+//!    hash on the way) and the response back.
+//!
+//! [`sigv4`] is the pure core: no HTTP stack, no clock.
+
+pub mod config;
+#[cfg(feature = "demo")]
+pub mod demo;
+pub mod error;
+pub mod forward;
+pub mod resign;
+pub mod sigv4;
+pub mod verify;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use axum::serve::ListenerExt;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+
+use config::Config;
+use error::Error;
+use forward::{DataStream, Failure, Forwarder, OutBody, Progress, Sha256Check};
+use resign::Signer;
+use sigv4::{KeyCache, PayloadHash};
+use verify::{VerifyContext, has_auth, verify};
+
+/// The clock, injected so tests can move time.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> OffsetDateTime;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
+struct Inner {
+    config: Config,
+    client_keys: KeyCache,
+    origin_keys: KeyCache,
+    forwarder: Forwarder,
+    clock: Arc<dyn Clock>,
+}
+
+/// Shared state: configuration, key caches, the one pooled origin client.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl AppState {
+    pub fn new(config: Config) -> Self {
+        Self::with_clock(config, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(config: Config, clock: Arc<dyn Clock>) -> Self {
+        Self(Arc::new(Inner {
+            client_keys: KeyCache::new(config.client_secret_key.expose().as_bytes()),
+            origin_keys: KeyCache::new(config.origin_secret_key.expose().as_bytes()),
+            forwarder: Forwarder::new(config.connect_timeout, config.read_timeout),
+            config,
+            clock,
+        }))
+    }
+
+    fn signer(&self) -> Signer<'_> {
+        let c = &self.0.config;
+        Signer { origin: &c.origin, access_key: &c.origin_access_key, keys: &self.0.origin_keys, region: &c.region }
+    }
+}
+
+/// The router: every path goes to the proxy handler (`/healthz` included, since
+/// a signed request for it is an S3 request for bucket `healthz`).
+pub fn app(state: AppState) -> Router {
+    Router::new().fallback(handle).with_state(state)
+}
+
+/// Serves `app(state)` on `listener` until `shutdown` resolves, then drains.
+pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+}
+
+fn request_id() -> String {
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = *SEED.get_or_init(|| {
+        let t = OffsetDateTime::now_utc().unix_timestamp_nanos() as u64;
+        t ^ u64::from(std::process::id()).rotate_left(32)
+    });
+    format!("{:016X}", seed.wrapping_add(COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+}
+
+async fn handle(State(state): State<AppState>, req: Request) -> Response {
+    let started = Instant::now();
+    let rid = request_id();
+    let (parts, body) = req.into_parts();
+    let head = parts.method == Method::HEAD;
+    if parts.uri.path() == "/healthz"
+        && (parts.method == Method::GET || head)
+        && !has_auth(&parts.headers, parts.uri.query())
+    {
+        return healthz(&state, head).await;
+    }
+    let result = proxy(&state, &parts, body).await;
+    let mut resp = match result {
+        Ok(r) => r,
+        Err((e, body)) => {
+            tracing::info!(method = %parts.method, path = parts.uri.path(), request_id = %rid, error = %e, "rejected");
+            if let Some(body) = body {
+                drain(&parts.headers, body).await;
+            }
+            e.into_response(&rid, head)
+        }
+    };
+    resp.headers_mut().entry("x-amz-request-id").or_insert_with(|| HeaderValue::from_str(&rid).unwrap_or(HeaderValue::from_static("0")));
+    tracing::debug!(method = %parts.method, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "proxied");
+    resp
+}
+
+/// verify → re-sign → forward. On an error before the body was handed on, the
+/// body comes back so it can be drained.
+async fn proxy(state: &AppState, parts: &http::request::Parts, body: Body) -> Result<Response, (Error, Option<Body>)> {
+    let cfg = &state.0.config;
+    let now = state.0.clock.now();
+    let ctx = VerifyContext { access_key: &cfg.client_access_key, keys: &state.0.client_keys, now, max_skew: cfg.max_clock_skew };
+    let verified = match verify(&parts.method, &parts.uri, &parts.headers, &ctx) {
+        Ok(v) => v,
+        Err(e) => return Err((e, Some(body))),
+    };
+    let out = match state.signer().resign(&verified, &parts.method, &parts.headers, now) {
+        Ok(o) => o,
+        Err(e) => return Err((e, Some(body))),
+    };
+    let len = content_length(&parts.headers);
+    let failure = Failure::default();
+    let progress = Progress::default();
+    let has_body = len.is_some_and(|l| l > 0) || parts.headers.contains_key(header::TRANSFER_ENCODING);
+    let out_body = if has_body {
+        let stream = forward::client_stream(body, failure.clone());
+        let stream: DataStream = match verified.payload() {
+            PayloadHash::Sha256(h) => Box::pin(Sha256Check::new(stream, h, failure.clone())),
+            PayloadHash::Unsigned => Box::pin(stream),
+            PayloadHash::StreamingSigned
+            | PayloadHash::StreamingSignedTrailer
+            | PayloadHash::StreamingUnsignedTrailer
+            | PayloadHash::StreamingEcdsa => {
+                return Err((Error::NotImplemented("aws-chunked payloads are not supported yet".into()), None));
+            }
+        };
+        OutBody::new(stream, len, progress)
+    } else {
+        OutBody::empty()
+    };
+    let resp = state.0.forwarder.send(out, out_body, &failure).await.map_err(|e| (e, None))?;
+    let (mut rparts, rbody) = resp.into_parts();
+    forward::strip_hop_by_hop(&mut rparts.headers);
+    Ok(Response::from_parts(rparts, Body::new(rbody)))
+}
+
+fn content_length(h: &HeaderMap) -> Option<u64> {
+    h.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// A client that sends its body without waiting for `100 Continue` must still
+/// read our error rather than a reset: read and discard the body, up to a bound.
+async fn drain(headers: &HeaderMap, body: Body) {
+    const LIMIT: u64 = 64 << 20;
+    let expects_continue = headers
+        .get(header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    if expects_continue {
+        return; // the client waits for 100 Continue, which never comes
+    }
+    let mut stream = body.into_data_stream();
+    let mut seen = 0u64;
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        use futures_util::StreamExt;
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen += chunk.len() as u64;
+            if seen > LIMIT {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// `GET|HEAD /healthz`: HEAD the origin's HEALTHCHECK_PATH with the origin
+/// credentials. 200 `{"status":"ok"}` when the origin is up and accepts them,
+/// 450 `{"status":"nok"}` otherwise (the code HAProxy configs expect).
+async fn healthz(state: &AppState, head: bool) -> Response {
+    let cfg = &state.0.config;
+    let started = Instant::now();
+    let probe = async {
+        let out = state.signer().sign_probe(&cfg.healthcheck_path, state.0.clock.now())?;
+        state.0.forwarder.send(out, OutBody::empty(), &Failure::default()).await
+    };
+    let origin_status = match tokio::time::timeout(Duration::from_secs(2), probe).await {
+        Ok(Ok(resp)) => Some(resp.status()),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health probe failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("health probe timed out");
+            None
+        }
+    };
+    let ok = origin_status.is_some_and(|s| {
+        let c = s.as_u16();
+        (200..500).contains(&c) && c != 401 && c != 403 || c == 501
+    });
+    let body = serde_json::json!({
+        "status": if ok { "ok" } else { "nok" },
+        "origin_status": origin_status.map(|s| s.as_u16()),
+        "latency_ms": started.elapsed().as_secs_f64() * 1000.0,
+    })
+    .to_string();
+    let status = if ok { StatusCode::OK } else { StatusCode::from_u16(450).unwrap_or(StatusCode::SERVICE_UNAVAILABLE) };
+    let mut resp = Response::new(if head { Body::empty() } else { Body::from(body) });
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,66 @@
+//! Thin: tracing, configuration, bind, serve with graceful shutdown.
+
+use std::process::ExitCode;
+
+use s3_resign_proxy::config::Config;
+use s3_resign_proxy::{AppState, run, shutdown_signal};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None | Some("serve") => serve().await,
+        #[cfg(feature = "demo")]
+        Some("demo") => report(s3_resign_proxy::demo::run_demo().await),
+        #[cfg(feature = "demo")]
+        Some("origin") => match args.get(1) {
+            Some(dir) => report(s3_resign_proxy::demo::run_origin(std::path::Path::new(dir)).await),
+            None => {
+                eprintln!("usage: s3-resign-proxy origin DIR");
+                ExitCode::from(2)
+            }
+        },
+        Some("-V" | "--version") => {
+            println!("s3-resign-proxy {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Some(other) => {
+            eprintln!("unknown command {other:?}; usage: s3-resign-proxy [serve|demo|origin DIR]");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn serve() -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("s3-resign-proxy: configuration error: {e}");
+            return ExitCode::from(78);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("s3-resign-proxy: cannot listen on {}: {e}", config.listen);
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(listen = %config.listen, origin = %format_args!("{}://{}", config.origin.scheme, config.origin.authority), region = %config.region, "s3-resign-proxy started");
+    report(run(listener, AppState::new(config), shutdown_signal()).await.map_err(Into::into))
+}
+
+fn report(r: Result<(), Box<dyn std::error::Error + Send + Sync>>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("s3-resign-proxy: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,201 @@
+"""Shared helpers for the Python-driven e2e groups.
+
+Environment (set by run.sh):
+  E2E_ENDPOINT        where clients talk (the proxy, or the origin with E2E_DIRECT=1)
+  E2E_ACCESS_KEY      credentials the clients sign with
+  E2E_SECRET_KEY
+  E2E_ORIGIN_ENDPOINT the s3s-fs origin, for checks that bypass the proxy
+  E2E_ORIGIN_ACCESS_KEY / E2E_ORIGIN_SECRET_KEY
+  E2E_REGION          us-east-1
+  E2E_WORK            scratch directory for this run
+  E2E_BIG             path of a shared 20 MB random file
+"""
+
+import hashlib
+import os
+import subprocess
+import sys
+import traceback
+
+import origin_check
+
+ENDPOINT = os.environ["E2E_ENDPOINT"]
+ACCESS_KEY = os.environ["E2E_ACCESS_KEY"]
+SECRET_KEY = os.environ["E2E_SECRET_KEY"]
+REGION = os.environ.get("E2E_REGION", "us-east-1")
+WORK = os.environ["E2E_WORK"]
+BIG = os.environ.get("E2E_BIG", "")
+DIRECT = os.environ.get("E2E_DIRECT", "") == "1"
+
+# s3s-fs 0.14.1 stores metadata in a file named .bucket-<b64 bucket>.object-<b64 key>.internal.json,
+# so a key longer than about 160 bytes exceeds NAME_MAX (255) and PutObject answers 500 InternalError.
+S3SFS_MAX_KEY = 150
+
+
+def awkward_keys():
+    """(name, key, s3s_fs_limitation_or_None) for the awkward-key tests."""
+    seg = "long-" + "k" * 94 + "/"  # 100 bytes
+    key1000 = seg * 9 + "L" * 100  # 1000 bytes, components stay < 255
+    assert len(key1000.encode()) == 1000
+    key150 = "long150-" + "q" * 142
+    assert len(key150.encode()) == S3SFS_MAX_KEY
+    return [
+        ("space", "dir with space/file name.txt", None),
+        ("plus", "a+b+c.txt", None),
+        ("equals", "k=v=w", None),
+        ("ampersand", "this&that", None),
+        ("question", "what?x=1", None),
+        ("hash", "issue#42", None),
+        ("percent", "100%25 done%", None),
+        ("tilde", "~user/~file~", None),
+        ("e-acute", "caf\u00e9/r\u00e9sum\u00e9.txt", None),
+        ("nihon", "\u65e5\u672c/\u65e5\u672c\u8a9e.txt", None),
+        ("mixed", "a b+c=d&e?f#g%h~i \u00e9 \u65e5", None),
+        ("trailing-slash", "folder/", "s3s-fs maps a key ending in '/' to a directory: "
+         "PutObject with a body answers UnexpectedContent, HEAD/GET answer 500"),
+        ("double-slash", "a//b//c.txt", None),
+        ("key-150-bytes", key150, None),
+        ("key-1000-bytes", key1000, "s3s-fs 0.14.1 names its metadata file after base64(key): keys over "
+         "~160 bytes give ENAMETOOLONG and PutObject answers 500 InternalError"),
+    ]
+
+
+# Keys whose ListObjects result s3s-fs cannot reproduce.
+def list_limitation(key):
+    if "//" in key:
+        return "s3s-fs stores keys as file paths, so '//' collapses to '/' in listings"
+    if "+" in key or "%" in key:
+        return ("s3s-fs ignores encoding-type=url in ListObjects (returns raw keys), "
+                "so clients that url-decode the listing mangle '+' and '%'")
+    return None
+
+
+_counts = {"pass": 0, "fail": 0, "skip": 0}
+
+
+def _out(line):
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def ok(name):
+    _counts["pass"] += 1
+    _out(f"PASS {name}")
+
+
+def fail(name, reason):
+    _counts["fail"] += 1
+    reason = " ".join(str(reason).split())
+    if len(reason) > 400:
+        reason = reason[:400] + "..."
+    _out(f"FAIL {name}: {reason}")
+
+
+def skip(name, reason):
+    _counts["skip"] += 1
+    _out(f"SKIP {name}: {reason}")
+
+
+def check(name, cond, reason="check failed"):
+    if cond:
+        ok(name)
+    else:
+        fail(name, reason)
+    return bool(cond)
+
+
+def run_test(name, fn, *args, **kw):
+    """Run fn; PASS if it returns without raising (and does not return a failure string)."""
+    try:
+        r = fn(*args, **kw)
+    except AssertionError as e:
+        fail(name, e or "assertion failed")
+        return False
+    except Exception as e:  # noqa: BLE001
+        fail(name, f"{type(e).__name__}: {e}")
+        if os.environ.get("E2E_DEBUG"):
+            traceback.print_exc()
+        return False
+    if isinstance(r, str) and r:
+        fail(name, r)
+        return False
+    ok(name)
+    return True
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_bytes(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def write_random(path, size):
+    with open(path, "wb") as f:
+        left = size
+        while left > 0:
+            n = min(left, 1 << 20)
+            f.write(os.urandom(n))
+            left -= n
+    return path
+
+
+def origin():
+    return origin_check.client()
+
+
+def assert_at_origin(bucket, key, sha256=None, *, size=None):
+    """Raise AssertionError unless the object exists at the origin (with this sha256)."""
+    origin_check.assert_exists(bucket, key, sha256, size=size)
+
+
+def assert_absent_at_origin(bucket, key):
+    origin_check.assert_absent(bucket, key)
+
+
+def client_env(access_key=None, secret_key=None):
+    """Environment for running aws-cli against E2E_ENDPOINT."""
+    env = dict(os.environ)
+    env["AWS_ACCESS_KEY_ID"] = access_key or ACCESS_KEY
+    env["AWS_SECRET_ACCESS_KEY"] = secret_key or SECRET_KEY
+    env["AWS_DEFAULT_REGION"] = REGION
+    env.pop("AWS_SESSION_TOKEN", None)
+    env.pop("AWS_PROFILE", None)
+    return env
+
+
+def aws(*args, secret=None, timeout=180, check=True, input=None):
+    """Run `aws --endpoint-url E2E_ENDPOINT args...`; return CompletedProcess (text)."""
+    cmd = ["aws", "--endpoint-url", ENDPOINT, *args]
+    p = subprocess.run(cmd, env=client_env(secret_key=secret), capture_output=True, text=True,
+                       timeout=timeout, input=input)
+    if check and p.returncode != 0:
+        raise AssertionError(f"`aws {' '.join(args)[:200]}` exited {p.returncode}: {(p.stderr or p.stdout).strip()[-600:]}")
+    return p
+
+
+def boto3_client(secret=None, **cfg):
+    import boto3
+    from botocore.config import Config
+
+    conf = dict(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=10, read_timeout=120)
+    conf.update(cfg)
+    return boto3.client(
+        "s3",
+        endpoint_url=ENDPOINT,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=secret or SECRET_KEY,
+        region_name=REGION,
+        config=Config(**conf),
+    )
+
+
+def finish():
+    c = _counts
+    _out(f"# {c['pass']} passed, {c['fail']} failed, {c['skip']} skipped")
+    sys.exit(1 if c["fail"] else 0)

@@ -1,0 +1,358 @@
+#!/usr/bin/env bash
+# End-to-end tests of s3-resign-proxy with real S3 clients against an s3s-fs origin.
+#
+#   tests/e2e/run.sh                 all groups
+#   tests/e2e/run.sh smoke js        only these groups (smoke awscli boto3 s3cmd js minio-go)
+#   E2E_DIRECT=1 tests/e2e/run.sh    clients talk straight to s3s-fs with the origin credentials (no proxy)
+#
+# Other knobs: E2E_CACHE (default ~/.cache/s3rp-e2e), E2E_KEEP=1 (keep the scratch dir),
+# E2E_WIRELOG=1 (put tests/e2e/wirelog.py between clients and the endpoint; request heads go to
+# $WORK/wire.log, which is then kept), E2E_NO_BUILD=1 (do not run cargo build), E2E_FAIL_FAST=1
+# (stop after the first failing group), E2E_GROUP_TIMEOUT (seconds per group, default 300), RUST_LOG.
+#
+# Last line of output is exactly "N passed, M failed"; exit status is non-zero when M > 0.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+CACHE=${E2E_CACHE:-$HOME/.cache/s3rp-e2e}
+DIRECT=${E2E_DIRECT:-0}
+ALL_GROUPS=(smoke awscli boto3 s3cmd js minio-go)
+GROUP_TIMEOUT=${E2E_GROUP_TIMEOUT:-300}
+export DEBIAN_FRONTEND=noninteractive
+
+PASSED=0
+FAILED=0
+SKIPPED=0
+SUMMARY=()
+PIDS=()
+WORK=""
+
+say() { printf '%s\n' "$*"; }
+pass() { PASSED=$((PASSED + 1)); say "PASS $1"; }
+fail() { FAILED=$((FAILED + 1)); say "FAIL $1: $2"; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# ---------------------------------------------------------------- group selection
+GROUPS_TO_RUN=()
+if [ $# -eq 0 ]; then
+  GROUPS_TO_RUN=("${ALL_GROUPS[@]}")
+else
+  for g in "$@"; do
+    case " ${ALL_GROUPS[*]} " in
+      *" $g "*) GROUPS_TO_RUN+=("$g") ;;
+      *) say "unknown group '$g' (groups: ${ALL_GROUPS[*]})" >&2; exit 2 ;;
+    esac
+  done
+fi
+want() { case " ${GROUPS_TO_RUN[*]} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
+# ---------------------------------------------------------------- cleanup
+cleanup() {
+  local rc=$?
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ -n "$WORK" ] && [ -d "$WORK" ]; then
+    if [ "${E2E_KEEP:-0}" = 1 ] || [ "$FAILED" -gt 0 ] || [ "${E2E_WIRELOG:-0}" = 1 ]; then
+      rm -rf "$WORK/origin-data" "$WORK"/*.bin 2>/dev/null || true
+      say "# logs kept in $WORK" >&2
+    else
+      rm -rf "$WORK"
+    fi
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- installs (idempotent)
+declare -A BROKEN=()   # client -> reason it could not be installed
+APT_UPDATED=0
+apt_install() {
+  if ! command -v apt-get >/dev/null; then
+    say "# apt-get not available; cannot install $*" >&2
+    return 1
+  fi
+  if [ "$APT_UPDATED" = 0 ]; then
+    apt-get update -qq >/dev/null 2>&1 || true
+    APT_UPDATED=1
+  fi
+  apt-get install -y -qq --no-install-recommends "$@" >"$CACHE/apt.log" 2>&1 ||
+    { tail -5 "$CACHE/apt.log" >&2; return 1; }
+}
+
+install_python() {
+  # aws-cli (v1) and boto3; boto3 is also what origin_check.py uses, so every group needs it.
+  if [ -x "$CACHE/venv/bin/aws" ]; then
+    export PATH="$CACHE/venv/bin:$PATH"
+  fi
+  if command -v aws >/dev/null && python3 -c 'import boto3' 2>/dev/null; then
+    return 0
+  fi
+  if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    apt_install python3 python3-venv python3-pip || return 1
+  fi
+  python3 -m venv "$CACHE/venv" >/dev/null || return 1
+  "$CACHE/venv/bin/pip" install -q awscli boto3 >"$CACHE/pip.log" 2>&1 || { tail -5 "$CACHE/pip.log" >&2; return 1; }
+  export PATH="$CACHE/venv/bin:$PATH"
+  command -v aws >/dev/null && python3 -c 'import boto3'
+}
+
+install_curl() { command -v curl >/dev/null || apt_install curl ca-certificates; }
+
+install_s3cmd() { command -v s3cmd >/dev/null || apt_install s3cmd; }
+
+install_node() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    apt_install nodejs npm || return 1
+  fi
+  local d="$HERE/node"
+  if [ ! -f "$d/node_modules/@aws-sdk/client-s3/package.json" ] ||
+     [ ! -f "$d/node_modules/@aws-sdk/lib-storage/package.json" ] ||
+     [ ! -f "$d/node_modules/@aws-sdk/s3-request-presigner/package.json" ] ||
+     [ "$d/package-lock.json" -nt "$d/node_modules/.package-lock.json" ]; then
+    (cd "$d" && npm ci --no-audit --no-fund --loglevel=error >"$CACHE/npm.log" 2>&1) ||
+      { tail -5 "$CACHE/npm.log" >&2; return 1; }
+  fi
+}
+
+MINIO_BIN="$CACHE/bin/minio-go-e2e"
+install_minio_go() {
+  command -v go >/dev/null || apt_install golang-go || return 1
+  [ -d /usr/share/gocode/src/github.com/minio/minio-go/v7 ] ||
+    apt_install golang-github-minio-minio-go-v7-dev || return 1
+  if [ ! -x "$MINIO_BIN" ] || [ "$HERE/minio-go/main.go" -nt "$MINIO_BIN" ]; then
+    mkdir -p "$CACHE/bin"
+    (cd "$HERE/minio-go" && GO111MODULE=off GOPATH=/usr/share/gocode:$HOME/go GOFLAGS= \
+       go build -o "$MINIO_BIN" . >"$CACHE/go-build.log" 2>&1) ||
+      { tail -5 "$CACHE/go-build.log" >&2; return 1; }
+  fi
+}
+
+S3SFS_BIN="$CACHE/s3s-fs/bin/s3s-fs"
+install_s3sfs() {
+  [ -x "$S3SFS_BIN" ] && return 0
+  if ! command -v cargo >/dev/null; then
+    [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+  command -v cargo >/dev/null || { say "# cargo not found" >&2; return 1; }
+  cargo install s3s-fs@0.14.1 --features binary --locked --root "$CACHE/s3s-fs" >"$CACHE/s3s-fs-install.log" 2>&1 ||
+    { tail -5 "$CACHE/s3s-fs-install.log" >&2; return 1; }
+}
+
+PROXY_BIN="$ROOT/target/release/s3-resign-proxy"
+build_proxy() {
+  if [ "${E2E_NO_BUILD:-0}" != 1 ]; then
+    if ! command -v cargo >/dev/null; then
+      [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    (cd "$ROOT" && cargo build --release --bin s3-resign-proxy >"$WORK/cargo-build.log" 2>&1) ||
+      { tail -15 "$WORK/cargo-build.log" >&2; return 1; }
+  fi
+  [ -x "$PROXY_BIN" ]
+}
+
+try_install() { # name function
+  local t0 rc=0
+  t0=$(now)
+  "$2" || rc=$?
+  if [ "$rc" != 0 ]; then
+    BROKEN[$1]="could not install $1 (see messages above / $CACHE/*.log)"
+    say "# install $1: FAILED after $(elapsed "$t0")s"
+  else
+    say "# install $1: ok ($(elapsed "$t0")s)"
+  fi
+}
+
+mkdir -p "$CACHE"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/s3rp-e2e.XXXXXX")
+INSTALL_T0=$(now)
+try_install python install_python
+try_install s3s-fs install_s3sfs
+if want awscli || want boto3; then try_install curl install_curl; fi
+if want s3cmd; then try_install s3cmd install_s3cmd; fi
+if want js; then try_install node install_node; fi
+if want minio-go; then try_install minio-go install_minio_go; fi
+say "# installs checked in $(elapsed "$INSTALL_T0")s"
+
+needs_for() {
+  case "$1" in
+    smoke) echo python ;;
+    awscli | boto3) echo python curl ;;
+    s3cmd) echo python s3cmd ;;
+    js) echo python node ;;
+    minio-go) echo python minio-go ;;
+  esac
+}
+
+if [ -n "${BROKEN[python]:-}" ] || [ -n "${BROKEN[s3s-fs]:-}" ]; then
+  for g in "${GROUPS_TO_RUN[@]}"; do
+    fail "$g/install" "${BROKEN[python]:-}${BROKEN[s3s-fs]:+ ${BROKEN[s3s-fs]}}"
+  done
+  say "$PASSED passed, $FAILED failed"
+  exit 1
+fi
+
+# ---------------------------------------------------------------- start servers
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_http() { # url seconds [require-200]
+  local i
+  for ((i = 0; i < $2 * 10; i++)); do
+    local code
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" 2>/dev/null || true)
+    if [ -n "$3" ]; then [ "$code" = 200 ] && return 0; else [ "$code" != 000 ] && [ -n "$code" ] && return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+command -v curl >/dev/null || install_curl || true
+
+ORIGIN_AK=E2EORIGINACCESSKEY
+ORIGIN_SK=e2e-origin-secret-key-0123456789abcdef
+CLIENT_AK=E2ECLIENTACCESSKEY
+CLIENT_SK=e2e-client-secret-key-fedcba9876543210
+REGION=us-east-1
+
+ORIGIN_PORT=$(free_port)
+mkdir -p "$WORK/origin-data"
+"$S3SFS_BIN" --host 127.0.0.1 --port "$ORIGIN_PORT" --access-key "$ORIGIN_AK" --secret-key "$ORIGIN_SK" \
+  "$WORK/origin-data" >"$WORK/s3s-fs.log" 2>&1 &
+PIDS+=($!)
+if ! wait_http "http://127.0.0.1:$ORIGIN_PORT/" 20 ""; then
+  tail -20 "$WORK/s3s-fs.log" >&2 || true
+  fail "origin/start" "s3s-fs did not come up on port $ORIGIN_PORT"
+  say "$PASSED passed, $FAILED failed"
+  exit 1
+fi
+ORIGIN_URL="http://127.0.0.1:$ORIGIN_PORT"
+
+if [ "$DIRECT" = 1 ]; then
+  say "# DIRECT mode: clients -> s3s-fs $ORIGIN_URL (origin credentials), no proxy"
+  TARGET_URL=$ORIGIN_URL
+  export E2E_ACCESS_KEY=$ORIGIN_AK E2E_SECRET_KEY=$ORIGIN_SK
+else
+  t0=$(now)
+  if ! build_proxy; then
+    fail "proxy/build" "cargo build --release failed or $PROXY_BIN missing"
+    say "$PASSED passed, $FAILED failed"
+    exit 1
+  fi
+  say "# proxy build checked in $(elapsed "$t0")s"
+  PROXY_PORT=$(free_port)
+  env CLIENT_ACCESS_KEY="$CLIENT_AK" CLIENT_SECRET_KEY="$CLIENT_SK" \
+    ORIGIN_ACCESS_KEY="$ORIGIN_AK" ORIGIN_SECRET_KEY="$ORIGIN_SK" \
+    ORIGIN_DOMAIN="$ORIGIN_URL" AWS_REGION="$REGION" HOST=127.0.0.1 PORT="$PROXY_PORT" \
+    RUST_LOG="${RUST_LOG:-info}" "$PROXY_BIN" >"$WORK/proxy.log" 2>&1 &
+  PIDS+=($!)
+  if wait_http "http://127.0.0.1:$PROXY_PORT/healthz" 30 200; then
+    pass "proxy/healthz"
+  else
+    tail -20 "$WORK/proxy.log" >&2 || true
+    fail "proxy/healthz" "no 200 from http://127.0.0.1:$PROXY_PORT/healthz within 30 s"
+    say "$PASSED passed, $FAILED failed"
+    exit 1
+  fi
+  TARGET_URL="http://127.0.0.1:$PROXY_PORT"
+  say "# PROXY mode: clients -> proxy $TARGET_URL -> s3s-fs $ORIGIN_URL"
+  export E2E_ACCESS_KEY=$CLIENT_AK E2E_SECRET_KEY=$CLIENT_SK
+fi
+
+if [ "${E2E_WIRELOG:-0}" = 1 ]; then
+  WIRE_PORT=$(free_port)
+  python3 "$HERE/wirelog.py" "$WIRE_PORT" "$TARGET_URL" "$WORK/wire.log" >"$WORK/wirelog.stderr" 2>&1 &
+  PIDS+=($!)
+  sleep 0.5
+  TARGET_URL="http://127.0.0.1:$WIRE_PORT"
+  say "# wire log: clients -> $TARGET_URL (logged to $WORK/wire.log)"
+fi
+
+export E2E_ENDPOINT=$TARGET_URL E2E_ORIGIN_ENDPOINT=$ORIGIN_URL
+export E2E_ORIGIN_ACCESS_KEY=$ORIGIN_AK E2E_ORIGIN_SECRET_KEY=$ORIGIN_SK
+export E2E_REGION=$REGION E2E_WORK=$WORK E2E_DIRECT=$DIRECT E2E_ORIGIN_DATA="$WORK/origin-data"
+export E2E_BIG="$WORK/big.bin" E2E_HERE=$HERE E2E_MINIO_BIN=$MINIO_BIN
+export PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" PYTHONDONTWRITEBYTECODE=1
+# isolated aws-cli / boto3 configuration; nothing from the host's profile leaks in
+printf '[default]\nregion = us-east-1\n' >"$WORK/aws-config"
+: >"$WORK/aws-credentials"
+export AWS_CONFIG_FILE="$WORK/aws-config" AWS_SHARED_CREDENTIALS_FILE="$WORK/aws-credentials"
+export AWS_DEFAULT_REGION=$REGION AWS_MAX_ATTEMPTS=1 AWS_RETRY_MODE=standard AWS_EC2_METADATA_DISABLED=true
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+head -c 20971520 /dev/urandom >"$E2E_BIG"
+
+# ---------------------------------------------------------------- run groups
+group_cmd() {
+  case "$1" in
+    smoke) echo "python3 $HERE/smoke.py" ;;
+    awscli) echo "python3 $HERE/awscli_test.py" ;;
+    boto3) echo "python3 $HERE/boto3_test.py" ;;
+    s3cmd) echo "python3 $HERE/s3cmd_test.py" ;;
+    js) echo "node $HERE/node/test.mjs" ;;
+    minio-go) echo "$MINIO_BIN" ;;
+  esac
+}
+
+run_group() {
+  local g=$1 t0 out err rc p f s need missing=""
+  for need in $(needs_for "$g"); do
+    [ -n "${BROKEN[$need]:-}" ] && missing+="${BROKEN[$need]}; "
+  done
+  say "== $g"
+  t0=$(now)
+  if [ -n "$missing" ]; then
+    fail "$g/install" "${missing%; }"
+    SUMMARY+=("$(printf '%-9s %3d passed %3d failed %3d skipped %7.1fs' "$g" 0 1 0 0)")
+    return
+  fi
+  out="$WORK/group-$g.out"
+  err="$WORK/group-$g.err"
+  set +e
+  (cd "$HERE" && timeout -k 5 "$GROUP_TIMEOUT" $(group_cmd "$g")) 2>"$err" | tee "$out"
+  rc=${PIPESTATUS[0]}
+  set -e
+  p=$(grep -c '^PASS ' "$out" || true)
+  f=$(grep -c '^FAIL ' "$out" || true)
+  s=$(grep -c '^SKIP ' "$out" || true)
+  if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+    local why="exited with status $rc"
+    [ "$rc" = 124 ] && why="timed out after ${GROUP_TIMEOUT}s"
+    say "FAIL $g/exit: $why; stderr: $(tail -c 600 "$err" | tr '\n' ' ')"
+    f=1
+  elif [ -s "$err" ] && [ "$f" != 0 ]; then
+    say "# $g stderr (tail):"; tail -5 "$err" | sed 's/^/#   /'
+  fi
+  PASSED=$((PASSED + p))
+  FAILED=$((FAILED + f))
+  SKIPPED=$((SKIPPED + s))
+  local secs
+  secs=$(elapsed "$t0")
+  say "== $g: $p passed, $f failed, $s skipped in ${secs}s"
+  SUMMARY+=("$(printf '%-9s %3d passed %3d failed %3d skipped %7.1fs' "$g" "$p" "$f" "$s" "$secs")")
+}
+
+SUITE_T0=$(now)
+for g in "${GROUPS_TO_RUN[@]}"; do
+  before=$FAILED
+  run_group "$g"
+  if [ "${E2E_FAIL_FAST:-0}" = 1 ] && [ "$FAILED" -gt "$before" ]; then
+    say "# E2E_FAIL_FAST: stopping after $g"
+    break
+  fi
+done
+
+say ""
+say "# mode: $([ "$DIRECT" = 1 ] && echo "DIRECT (no proxy)" || echo PROXY); groups ran in $(elapsed "$SUITE_T0")s"
+for line in "${SUMMARY[@]}"; do say "# $line"; done
+[ "$SKIPPED" -gt 0 ] && say "# $SKIPPED skipped (SKIP lines above: s3s-fs limitations, not counted)"
+if [ "$FAILED" -gt 0 ] && [ "$DIRECT" != 1 ] && [ -f "$WORK/proxy.log" ]; then
+  say "# proxy log: $WORK/proxy.log"
+fi
+say "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
