@@ -24,14 +24,22 @@ pub async fn serve_origin(listener: TcpListener, root: &Path, access_key: &str, 
     b.set_auth(SimpleAuth::from_single(access_key, secret_key));
     let service = b.build();
     let http = Arc::new(ConnBuilder::new(TokioExecutor::new()));
+    // Connections live in this set: dropping the future (aborting its task)
+    // closes them all, so a stopped origin is really gone.
+    let mut conns = tokio::task::JoinSet::new();
     loop {
-        let (socket, _) = listener.accept().await?;
-        let _ = socket.set_nodelay(true);
-        let service = service.clone();
-        let http = http.clone();
-        tokio::spawn(async move {
-            let _ = http.serve_connection(TokioIo::new(socket), service).await;
-        });
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (socket, _) = accepted?;
+                let _ = socket.set_nodelay(true);
+                let service = service.clone();
+                let http = http.clone();
+                conns.spawn(async move {
+                    let _ = http.serve_connection(TokioIo::new(socket), service).await;
+                });
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
     }
 }
 

@@ -104,7 +104,7 @@ def main(argv):
     try:
         if op == "batch":
             failed = 0
-            for line in sys.stdin:
+            for line in iter(sys.stdin.readline, ""):  # line by line, so callers can talk to it
                 line = line.strip()
                 if not line:
                     continue
