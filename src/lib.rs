@@ -30,6 +30,7 @@ pub mod demo;
 pub mod error;
 pub mod forward;
 pub mod resign;
+pub mod sigv2;
 pub mod sigv4;
 pub mod verify;
 
@@ -156,7 +157,13 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
 async fn proxy(state: &AppState, parts: &http::request::Parts, body: Body) -> Result<Response, (Error, Option<Body>)> {
     let cfg = &state.0.config;
     let now = state.0.clock.now();
-    let ctx = VerifyContext { access_key: &cfg.client_access_key, keys: &state.0.client_keys, now, max_skew: cfg.max_clock_skew };
+    let ctx = VerifyContext {
+        access_key: &cfg.client_access_key,
+        secret: cfg.client_secret_key.expose().as_bytes(),
+        keys: &state.0.client_keys,
+        now,
+        max_skew: cfg.max_clock_skew,
+    };
     let verified = match verify(&parts.method, &parts.uri, &parts.headers, &ctx) {
         Ok(v) => v,
         Err(e) => return Err((e, Some(body))),

@@ -11,6 +11,7 @@ use http::{HeaderMap, Method, header};
 use time::OffsetDateTime;
 
 use crate::error::Error;
+use crate::sigv2;
 use crate::sigv4::auth::PRESIGNED_AUTH_PARAMS;
 use crate::sigv4::payload::{EMPTY_SHA256, UNSIGNED_PAYLOAD};
 use crate::sigv4::{
@@ -21,6 +22,8 @@ use crate::sigv4::{
 /// What a verifier needs besides the request. The clock is injected.
 pub struct VerifyContext<'a> {
     pub access_key: &'a str,
+    /// For SigV2, which signs with the secret itself rather than a derived key.
+    pub secret: &'a [u8],
     pub keys: &'a KeyCache,
     pub now: OffsetDateTime,
     pub max_skew: Duration,
@@ -30,6 +33,8 @@ pub struct VerifyContext<'a> {
 pub enum AuthKind {
     HeaderV4,
     PresignedV4,
+    HeaderV2,
+    PresignedV2,
 }
 
 /// The client's chain for signed aws-chunked bodies: its seed signature and key.
@@ -112,7 +117,7 @@ pub fn verify(method: &Method, uri: &http::Uri, headers: &HeaderMap, ctx: &Verif
         } else if authz.starts_with("AWS4-ECDSA-P256-SHA256") {
             Err(Error::NotImplemented("SigV4a (AWS4-ECDSA-P256-SHA256) signatures are not supported by this proxy".into()))
         } else if authz.starts_with("AWS ") {
-            Err(Error::NotImplemented("Signature Version 2 (Authorization: AWS …) is not supported yet; sign with SigV4".into()))
+            verify_v2(method, uri, headers, &query, V2Auth::Header(authz), ctx)
         } else {
             Err(Error::AuthorizationHeaderMalformed("Unsupported Authorization Type".into()))
         };
@@ -121,7 +126,7 @@ pub fn verify(method: &Method, uri: &http::Uri, headers: &HeaderMap, ctx: &Verif
         return verify_presigned(method, uri, headers, &query, ctx);
     }
     if v2_query {
-        return Err(Error::NotImplemented("Signature Version 2 presigned URLs are not supported yet; presign with SigV4 (s3v4)".into()));
+        return verify_v2(method, uri, headers, &query, V2Auth::Query, ctx);
     }
     Err(Error::AccessDenied("Anonymous access is not allowed through this proxy; sign the request".into()))
 }
@@ -367,6 +372,111 @@ fn verify_presigned(
         canonical_uri,
         signed_headers: p.signed_headers.as_str().to_owned(),
         payload,
+        chunk_seed: None,
+    })
+}
+
+enum V2Auth<'a> {
+    Header(&'a str),
+    Query,
+}
+
+/// Query parameters that carry SigV2 query authentication; never forwarded.
+const V2_AUTH_PARAMS: [&str; 3] = ["AWSAccessKeyId", "Expires", "Signature"];
+
+fn v2_error(e: sigv2::V2Error, ctx: &VerifyContext<'_>, request_time: Option<&str>) -> Error {
+    use sigv2::V2Error as E;
+    match e {
+        E::MalformedAuthorization => {
+            Error::InvalidArgument("AWS authorization header is invalid.  Expected AwsAccessKeyId:signature".into())
+        }
+        E::MissingQueryParameter(_) => Error::AccessDenied(
+            "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters".into(),
+        ),
+        E::DuplicateQueryParameter(p) => Error::InvalidArgument(format!("The query parameter {p} appears more than once").into()),
+        E::InvalidExpires => Error::AccessDenied("Invalid date (should be seconds since epoch)".into()),
+        E::Expired => Error::AccessDenied("Request has expired".into()),
+        E::MissingDate | E::InvalidDate => {
+            Error::AccessDenied("AWS authentication requires a valid Date or X-Amz-Date header".into())
+        }
+        E::RequestTimeTooSkewed => Error::RequestTimeTooSkewed {
+            request_time: request_time.unwrap_or("").to_owned(),
+            server_time: fmt_time(ctx.now),
+            max_skew_secs: ctx.max_skew.as_secs(),
+        },
+    }
+}
+
+/// Signature Version 2, header or query. Forwarded as SigV4 like any other
+/// request: the origin's signed headers are those V2 covers (Content-MD5,
+/// Content-Type, `x-amz-*`), and the payload is UNSIGNED-PAYLOAD.
+///
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/RESTAuthentication.html>
+fn verify_v2(
+    method: &Method,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    query: &Query<'_>,
+    auth: V2Auth<'_>,
+    ctx: &VerifyContext<'_>,
+) -> Result<VerifiedRequest, Error> {
+    let pairs: Vec<(String, String)> = query
+        .iter()
+        .map(|p| (String::from_utf8_lossy(&p.key).into_owned(), String::from_utf8_lossy(&p.value).into_owned()))
+        .collect();
+    let hdrs: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let now = ctx.now.unix_timestamp();
+    let (kind, access_key, signature, date_line) = match auth {
+        V2Auth::Header(h) => {
+            let a = sigv2::parse_authorization(h).map_err(|e| v2_error(e, ctx, None))?;
+            let raw_time = headers.get("x-amz-date").or_else(|| headers.get(header::DATE)).and_then(|v| v.to_str().ok());
+            sigv2::check_header_time(&hdrs, now, i64::try_from(ctx.max_skew.as_secs()).unwrap_or(i64::MAX))
+                .map_err(|e| v2_error(e, ctx, raw_time))?;
+            (AuthKind::HeaderV2, a.access_key, std::borrow::Cow::Borrowed(a.signature), sigv2::DateLine::for_headers(&hdrs))
+        }
+        V2Auth::Query => {
+            let p = sigv2::parse_presigned(&pairs)
+                .map_err(|e| v2_error(e, ctx, None))?
+                .ok_or_else(|| v2_error(sigv2::V2Error::MissingQueryParameter("AWSAccessKeyId"), ctx, None))?;
+            sigv2::check_expires(p.expires, now).map_err(|e| v2_error(e, ctx, None))?;
+            (AuthKind::PresignedV2, p.access_key, p.signature, sigv2::DateLine::Expires(p.expires))
+        }
+    };
+    if access_key != ctx.access_key {
+        return Err(Error::InvalidAccessKeyId(access_key.to_owned()));
+    }
+    // Borrow-checker friendly: the strings above borrow `pairs`/`headers`.
+    let (access_key, signature) = (access_key.to_owned(), signature.into_owned());
+    let req = sigv2::V2Request { method: method.as_str(), raw_path: uri.path(), query: &pairs, headers: &hdrs, date_line, bucket: None };
+    let sts = sigv2::StringToSign::new(&req);
+    if !sigv2::verify(ctx.secret, &sts, &signature) {
+        return Err(Error::SignatureDoesNotMatch {
+            access_key,
+            signature_provided: signature,
+            string_to_sign: sts.to_string(),
+            canonical_request: None,
+        });
+    }
+    check_payload(method, headers, PayloadHash::Unsigned)?;
+    let mut signed: Vec<&str> = headers
+        .keys()
+        .map(http::HeaderName::as_str)
+        .filter(|n| *n == "content-md5" || *n == "content-type" || n.starts_with("x-amz-"))
+        .collect();
+    signed.push("host");
+    signed.sort_unstable();
+    signed.dedup();
+    let is_auth = |k: &[u8]| matches!(kind, AuthKind::PresignedV2) && V2_AUTH_PARAMS.iter().any(|a| a.as_bytes() == k);
+    Ok(VerifiedRequest {
+        kind,
+        canonical_uri: canonical_uri(uri.path()),
+        forward_query: query.forward(is_auth),
+        origin_canonical_query: query.canonical(is_auth),
+        signed_headers: signed.join(";"),
+        payload: PayloadHash::Unsigned,
         chunk_seed: None,
     })
 }

@@ -114,6 +114,11 @@ def assert_at_origin(bucket, key, sha256=None, *, size=None):
     origin_check.assert_exists(bucket, key, sha256, size=size)
 
 
+def origin_cannot_put(bucket, key):
+    """The origin's own error for this key (probing it directly), or None if the origin can store it."""
+    return origin_check.can_put(bucket, key)
+
+
 def assert_absent_at_origin(bucket, key):
     origin_check.assert_absent(bucket, key)
 

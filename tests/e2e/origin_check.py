@@ -5,6 +5,9 @@ CLI:
   origin_check.py exists BUCKET KEY [SHA256] [--size N]   exit 0 if present (and its body has this sha256)
   origin_check.py absent BUCKET KEY                       exit 0 if the origin has no such object
   origin_check.py sha256 BUCKET KEY                       print the sha256 of the object's body
+  origin_check.py canput BUCKET KEY                       exit 0 if the origin itself can store and return
+                                                          this key (probe put/get/delete): tells an origin
+                                                          limitation apart from a proxy bug
   origin_check.py batch < lines                           one JSON object per line:
         {"op": "exists"|"absent", "bucket": ..., "key": ..., "sha256": ..., "name": ...}
         prints "PASS name" / "FAIL name: reason" per line; exit 1 if any failed
@@ -87,8 +90,29 @@ def assert_absent(bucket, key):
         raise AssertionError(f"origin: {bucket}/{key!r} exists but should not")
 
 
+def can_put(bucket, key):
+    """None if the origin (directly) can store, return and delete this key; else the error text."""
+    c = client()
+    body = b"origin probe"
+    try:
+        c.put_object(Bucket=bucket, Key=key, Body=body)
+        got = c.get_object(Bucket=bucket, Key=key)["Body"].read()
+        c.delete_object(Bucket=bucket, Key=key)
+    except Exception as e:  # noqa: BLE001
+        return f"{type(e).__name__}: {e}"
+    return None if got == body else "probe read back different bytes"
+
+
+def assert_can_put(bucket, key):
+    err = can_put(bucket, key)
+    if err:
+        raise AssertionError(f"origin itself cannot store {key[:60]!r}: {err}")
+
+
 def _run(op, bucket, key, sha=None, size=None):
-    if op == "exists":
+    if op == "canput":
+        assert_can_put(bucket, key)
+    elif op == "exists":
         assert_exists(bucket, key, sha or None, size=size)
     elif op == "absent":
         assert_absent(bucket, key)

@@ -7,7 +7,8 @@
 #
 # Other knobs: E2E_CACHE (default ~/.cache/s3rp-e2e), E2E_KEEP=1 (keep the scratch dir),
 # E2E_WIRELOG=1 (put tests/e2e/wirelog.py between clients and the endpoint; request heads go to
-# $WORK/wire.log, which is then kept), E2E_NO_BUILD=1 (do not run cargo build), E2E_FAIL_FAST=1
+# $WORK/wire.log, which is then kept), E2E_NO_BUILD=1 (do not run cargo build), E2E_PROXY_BIN=path (run
+# this proxy binary instead of target/release/s3-resign-proxy; implies no build), E2E_FAIL_FAST=1
 # (stop after the first failing group), E2E_GROUP_TIMEOUT (seconds per group, default 300), RUST_LOG.
 #
 # Last line of output is exactly "N passed, M failed"; exit status is non-zero when M > 0.
@@ -145,9 +146,9 @@ install_s3sfs() {
     { tail -5 "$CACHE/s3s-fs-install.log" >&2; return 1; }
 }
 
-PROXY_BIN="$ROOT/target/release/s3-resign-proxy"
+PROXY_BIN=${E2E_PROXY_BIN:-$ROOT/target/release/s3-resign-proxy}
 build_proxy() {
-  if [ "${E2E_NO_BUILD:-0}" != 1 ]; then
+  if [ "${E2E_NO_BUILD:-0}" != 1 ] && [ -z "${E2E_PROXY_BIN:-}" ]; then
     if ! command -v cargo >/dev/null; then
       [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
     fi
@@ -203,17 +204,25 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-wait_http() { # url seconds [require-200]
-  local i
-  for ((i = 0; i < $2 * 10; i++)); do
-    local code
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" 2>/dev/null || true)
-    if [ -n "$3" ]; then [ "$code" = 200 ] && return 0; else [ "$code" != 000 ] && [ -n "$code" ] && return 0; fi
-    sleep 0.1
-  done
-  return 1
+wait_http() { # url seconds require-200(1|0): poll until the URL answers (with 200 if asked)
+  python3 - "$@" <<'PY'
+import sys, time, urllib.error, urllib.request
+url, secs, need200 = sys.argv[1], float(sys.argv[2]), sys.argv[3] == "1"
+deadline = time.time() + secs
+while time.time() < deadline:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            if r.status == 200 or not need200:
+                sys.exit(0)
+    except urllib.error.HTTPError:
+        if not need200:
+            sys.exit(0)
+    except Exception:
+        pass
+    time.sleep(0.1)
+sys.exit(1)
+PY
 }
-command -v curl >/dev/null || install_curl || true
 
 ORIGIN_AK=E2EORIGINACCESSKEY
 ORIGIN_SK=e2e-origin-secret-key-0123456789abcdef
@@ -226,7 +235,7 @@ mkdir -p "$WORK/origin-data"
 "$S3SFS_BIN" --host 127.0.0.1 --port "$ORIGIN_PORT" --access-key "$ORIGIN_AK" --secret-key "$ORIGIN_SK" \
   "$WORK/origin-data" >"$WORK/s3s-fs.log" 2>&1 &
 PIDS+=($!)
-if ! wait_http "http://127.0.0.1:$ORIGIN_PORT/" 20 ""; then
+if ! wait_http "http://127.0.0.1:$ORIGIN_PORT/" 20 0; then
   tail -20 "$WORK/s3s-fs.log" >&2 || true
   fail "origin/start" "s3s-fs did not come up on port $ORIGIN_PORT"
   say "$PASSED passed, $FAILED failed"
@@ -252,7 +261,7 @@ else
     ORIGIN_DOMAIN="$ORIGIN_URL" AWS_REGION="$REGION" HOST=127.0.0.1 PORT="$PROXY_PORT" \
     RUST_LOG="${RUST_LOG:-info}" "$PROXY_BIN" >"$WORK/proxy.log" 2>&1 &
   PIDS+=($!)
-  if wait_http "http://127.0.0.1:$PROXY_PORT/healthz" 30 200; then
+  if wait_http "http://127.0.0.1:$PROXY_PORT/healthz" 30 1; then
     pass "proxy/healthz"
   else
     tail -20 "$WORK/proxy.log" >&2 || true

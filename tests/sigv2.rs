@@ -1,0 +1,139 @@
+//! Signature V2 clients through the proxy (forwarded as SigV4) to s3s-fs.
+//! The V2 signatures here come from a small signer written in the test from
+//! the AWS documentation, independent of `src/sigv2.rs`.
+
+mod common;
+
+use base64::Engine as _;
+use common::*;
+use hmac::{Hmac, Mac};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc2822;
+
+fn v2_sign(secret: &str, sts: &str) -> String {
+    let mut m = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).unwrap();
+    m.update(sts.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(m.finalize().into_bytes())
+}
+
+fn http_date(t: OffsetDateTime) -> String {
+    t.format(&Rfc2822).unwrap()
+}
+
+/// Sends a V2 header-signed request. `resource` is the raw path plus
+/// sub-resources as they go into the string to sign.
+async fn v2_request(
+    h: &Harness,
+    method: &str,
+    path_and_query: &str,
+    resource: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    secret: &str,
+) -> RawResponse {
+    let date = http_date(OffsetDateTime::now_utc());
+    let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map_or("", |(_, v)| *v);
+    let mut amz: Vec<(String, &str)> =
+        headers.iter().filter(|(k, _)| k.to_ascii_lowercase().starts_with("x-amz-")).map(|(k, v)| (k.to_ascii_lowercase(), *v)).collect();
+    amz.sort();
+    let amz: String = amz.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
+    let sts = format!("{method}\n{}\n{}\n{date}\n{amz}{resource}", get("content-md5"), get("content-type"));
+    let sig = v2_sign(secret, &sts);
+    let mut head = format!("{method} {path_and_query} HTTP/1.1\r\nHost: {}\r\nDate: {date}\r\nAuthorization: AWS {CAK}:{sig}\r\nContent-Length: {}\r\nConnection: close\r\n", h.proxy_addr, body.len());
+    for (k, v) in headers {
+        head += &format!("{k}: {v}\r\n");
+    }
+    head += "\r\n";
+    raw_exchange(h.proxy_addr, &head, body).await
+}
+
+#[tokio::test]
+async fn v2_header_put_get_with_special_keys_subresources_and_response_params() {
+    let h = Harness::start().await;
+    h.client().create_bucket().bucket("v2bucket").send().await.unwrap();
+
+    // Key "a b+c=é&.txt" as an SDK encodes it on the wire.
+    let wire = "/v2bucket/a%20b%2Bc%3D%C3%A9%26.txt";
+    let r = v2_request(&h, "PUT", wire, wire, &[("Content-Type", "text/plain"), ("x-amz-meta-color", "blue")], b"v2 body", CSK).await;
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert_eq!(h.origin_get("v2bucket", "a b+c=é&.txt").await, b"v2 body");
+    let head = h.origin().head_object().bucket("v2bucket").key("a b+c=é&.txt").send().await.unwrap();
+    assert_eq!(head.metadata().unwrap().get("color").map(String::as_str), Some("blue"));
+
+    // GET with a response-* override, which is a sub-resource in the string to sign.
+    let pq = format!("{wire}?response-content-type=application/x-v2");
+    let r = v2_request(&h, "GET", &pq, &pq, &[], b"", CSK).await;
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert_eq!(r.body, b"v2 body");
+    assert_eq!(r.header("content-type").as_deref(), Some("application/x-v2"));
+
+    // ?uploads (CreateMultipartUpload) is a sub-resource with no value.
+    let pq = "/v2bucket/multi?uploads";
+    let r = v2_request(&h, "POST", pq, pq, &[], b"", CSK).await;
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert!(r.body_str().contains("<UploadId>"), "{}", r.body_str());
+
+    // A non-sub-resource parameter stays out of the string to sign but is forwarded.
+    let r = v2_request(&h, "GET", "/v2bucket?prefix=a%20b", "/v2bucket", &[], b"", CSK).await;
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert!(r.body_str().contains("<Key>a b+c=é&amp;.txt</Key>"), "{}", r.body_str());
+}
+
+#[tokio::test]
+async fn v2_presigned_get_with_response_content_disposition() {
+    let h = Harness::start().await;
+    let c = h.client();
+    c.create_bucket().bucket("v2pre").send().await.unwrap();
+    c.put_object().bucket("v2pre").key("file name.txt").body(aws_sdk_s3::primitives::ByteStream::from_static(b"shared")).send().await.unwrap();
+    let expires = OffsetDateTime::now_utc().unix_timestamp() + 600;
+    let disp = "attachment; filename=\"x.txt\"";
+    let sts = format!("GET\n\n\n{expires}\n/v2pre/file%20name.txt?response-content-disposition={disp}");
+    let sig = v2_sign(CSK, &sts);
+    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let url = format!(
+        "{}/v2pre/file%20name.txt?AWSAccessKeyId={CAK}&Expires={expires}&Signature={}&response-content-disposition={}",
+        h.endpoint(),
+        enc(&sig),
+        enc(disp)
+    );
+    let r = reqwest::get(&url).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-disposition"], disp);
+    assert_eq!(r.text().await.unwrap(), "shared");
+
+    // Expired.
+    let past = OffsetDateTime::now_utc().unix_timestamp() - 10;
+    let sig = v2_sign(CSK, &format!("GET\n\n\n{past}\n/v2pre/file%20name.txt"));
+    let url = format!("{}/v2pre/file%20name.txt?AWSAccessKeyId={CAK}&Expires={past}&Signature={}", h.endpoint(), enc(&sig));
+    let r = reqwest::get(&url).await.unwrap();
+    assert_eq!(r.status(), 403);
+    let t = r.text().await.unwrap();
+    assert!(t.contains("<Code>AccessDenied</Code>") && t.contains("expired"), "{t}");
+}
+
+#[tokio::test]
+async fn v2_wrong_secret_and_unknown_key_get_their_errors_and_nothing_is_stored() {
+    let h = Harness::start().await;
+    h.client().create_bucket().bucket("v2neg").send().await.unwrap();
+    let r = v2_request(&h, "PUT", "/v2neg/k", "/v2neg/k", &[], b"data", "wrong-secret").await;
+    assert_eq!(r.status, 403);
+    let b = r.body_str();
+    assert!(b.contains("<Code>SignatureDoesNotMatch</Code>"), "{b}");
+    assert!(b.contains("<StringToSign>PUT&#10;&#10;&#10;"), "carries the computed StringToSign: {b}");
+    assert!(!h.origin_has("v2neg", "k").await);
+
+    let date = http_date(OffsetDateTime::now_utc());
+    let sig = v2_sign(CSK, &format!("GET\n\n\n{date}\n/v2neg"));
+    let head = format!("GET /v2neg HTTP/1.1\r\nHost: x\r\nDate: {date}\r\nAuthorization: AWS {CAK}EXTRA:{sig}\r\nConnection: close\r\n\r\n");
+    let r = raw_exchange(h.proxy_addr, &head, b"").await;
+    assert_eq!(r.status, 403);
+    assert!(r.body_str().contains("<Code>InvalidAccessKeyId</Code>"), "{}", r.body_str());
+
+    // A Date 20 minutes old is skewed.
+    let old = http_date(OffsetDateTime::now_utc() - time::Duration::minutes(20));
+    let sig = v2_sign(CSK, &format!("GET\n\n\n{old}\n/v2neg"));
+    let head = format!("GET /v2neg HTTP/1.1\r\nHost: x\r\nDate: {old}\r\nAuthorization: AWS {CAK}:{sig}\r\nConnection: close\r\n\r\n");
+    let r = raw_exchange(h.proxy_addr, &head, b"").await;
+    assert_eq!(r.status, 403);
+    assert!(r.body_str().contains("<Code>RequestTimeTooSkewed</Code>"), "{}", r.body_str());
+}
