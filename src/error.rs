@@ -174,6 +174,27 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+impl From<&crate::chunked::ChunkError> for Error {
+    fn from(e: &crate::chunked::ChunkError) -> Self {
+        use crate::chunked::ChunkError as C;
+        let msg = e.to_string();
+        match e {
+            C::BadChunkSignature { .. } | C::BadTrailerSignature | C::MissingTrailerSignature => {
+                Self::ChunkSignatureDoesNotMatch(msg.into())
+            }
+            C::DecodedLengthMismatch { .. } | C::UnexpectedEof | C::Upstream(_) => Self::IncompleteBody(msg.into()),
+            C::BadChunkHeader
+            | C::BadChunkTerminator
+            | C::ChunkTooLarge { .. }
+            | C::HeaderLineTooLong
+            | C::TrailerTooLarge
+            | C::BadTrailer
+            | C::TrailingData
+            | C::MissingChain => Self::InvalidChunkedBody(msg.into()),
+        }
+    }
+}
+
 fn element(out: &mut String, name: &str, value: &str) {
     let _ = write!(out, "<{name}>");
     escape_into(out, value);

@@ -168,18 +168,69 @@ impl<S: Stream<Item = Result<Bytes, BoxError>>> Stream for Sha256Check<S> {
     }
 }
 
-/// The client's body as a stream; a client that goes away mid-upload becomes
-/// an IncompleteBody failure (and the upstream request is aborted).
-pub fn client_stream(body: axum::body::Body, failure: Failure) -> impl Stream<Item = Result<Bytes, BoxError>> + Send {
-    use futures_util::StreamExt;
-    body.into_data_stream().map(move |r| {
-        r.map_err(|e| {
-            failure.set(Error::IncompleteBody(
-                "The request body ended before its Content-Length; nothing was stored".into(),
-            ));
-            BoxError::from(e)
-        })
-    })
+/// The client's body as a stream, shared: the outbound body reads it, and the
+/// handler keeps a handle so that after a mid-body failure it can read and
+/// discard the rest, letting the client read the error instead of a reset.
+/// A client that goes away mid-upload becomes an IncompleteBody failure.
+#[derive(Clone)]
+pub struct SharedBody {
+    inner: Arc<Mutex<axum::body::BodyDataStream>>,
+    pub failure: Failure,
+}
+
+impl SharedBody {
+    pub fn new(body: axum::body::Body, failure: Failure) -> Self {
+        Self { inner: Arc::new(Mutex::new(body.into_data_stream())), failure }
+    }
+}
+
+impl Stream for SharedBody {
+    type Item = Result<Bytes, BoxError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match ready!(Pin::new(&mut *inner).poll_next(cx)) {
+            Some(Ok(b)) => Poll::Ready(Some(Ok(b))),
+            Some(Err(e)) => {
+                self.failure.set(Error::IncompleteBody(
+                    "The request body ended before its declared length; nothing was stored".into(),
+                ));
+                Poll::Ready(Some(Err(BoxError::from(e))))
+            }
+            None => Poll::Ready(None),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Records a chunk-codec error as the request's S3 error.
+    pub struct ChunkErrors<S> {
+        #[pin]
+        inner: S,
+        failure: Failure,
+    }
+}
+
+impl<S> ChunkErrors<S> {
+    pub fn new(inner: S, failure: Failure) -> Self {
+        Self { inner, failure }
+    }
+}
+
+impl<S: Stream<Item = Result<Bytes, crate::chunked::ChunkError>>> Stream for ChunkErrors<S> {
+    type Item = Result<Bytes, BoxError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        match ready!(this.inner.poll_next(cx)) {
+            Some(Ok(b)) => Poll::Ready(Some(Ok(b))),
+            Some(Err(e)) => {
+                this.failure.set(Error::from(&e));
+                Poll::Ready(Some(Err(Box::new(e))))
+            }
+            None => Poll::Ready(None),
+        }
+    }
 }
 
 pub struct Forwarder {

@@ -24,6 +24,7 @@
 //!
 //! [`sigv4`] is the pure core: no HTTP stack, no clock.
 
+pub mod chunked;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
@@ -50,7 +51,7 @@ use tokio::net::TcpListener;
 
 use config::Config;
 use error::Error;
-use forward::{DataStream, Failure, Forwarder, OutBody, Progress, Sha256Check};
+use forward::{ChunkErrors, DataStream, Failure, Forwarder, OutBody, Progress, Sha256Check, SharedBody};
 use resign::Signer;
 use sigv4::{KeyCache, PayloadHash};
 use verify::{VerifyContext, has_auth, verify};
@@ -136,14 +137,13 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     {
         return healthz(&state, head).await;
     }
-    let result = proxy(&state, &parts, body).await;
+    let body = SharedBody::new(body, Failure::default());
+    let result = proxy(&state, &parts, body.clone()).await;
     let mut resp = match result {
         Ok(r) => r,
-        Err((e, body)) => {
+        Err((e, body_started)) => {
             tracing::info!(method = %parts.method, path = parts.uri.path(), request_id = %rid, error = %e, "rejected");
-            if let Some(body) = body {
-                drain(&parts.headers, body).await;
-            }
+            drain(&parts.headers, body, body_started).await;
             e.into_response(&rid, head)
         }
     };
@@ -152,9 +152,9 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     resp
 }
 
-/// verify → re-sign → forward. On an error before the body was handed on, the
-/// body comes back so it can be drained.
-async fn proxy(state: &AppState, parts: &http::request::Parts, body: Body) -> Result<Response, (Error, Option<Body>)> {
+/// verify → re-sign → forward. An error says whether the body was already
+/// being read (so a `100 Continue` may have gone out).
+async fn proxy(state: &AppState, parts: &http::request::Parts, body: SharedBody) -> Result<Response, (Error, bool)> {
     let cfg = &state.0.config;
     let now = state.0.clock.now();
     let ctx = VerifyContext {
@@ -164,60 +164,81 @@ async fn proxy(state: &AppState, parts: &http::request::Parts, body: Body) -> Re
         now,
         max_skew: cfg.max_clock_skew,
     };
-    let verified = match verify(&parts.method, &parts.uri, &parts.headers, &ctx) {
-        Ok(v) => v,
-        Err(e) => return Err((e, Some(body))),
-    };
-    let out = match state.signer().resign(&verified, &parts.method, &parts.headers, now) {
-        Ok(o) => o,
-        Err(e) => return Err((e, Some(body))),
-    };
+    let verified = verify(&parts.method, &parts.uri, &parts.headers, &ctx).map_err(|e| (e, false))?;
+    let out = state.signer().resign(&verified, &parts.method, &parts.headers, now).map_err(|e| (e, false))?;
     let len = content_length(&parts.headers);
-    let failure = Failure::default();
-    let progress = Progress::default();
+    let failure = body.failure.clone();
     let has_body = len.is_some_and(|l| l > 0) || parts.headers.contains_key(header::TRANSFER_ENCODING);
     let out_body = if has_body {
-        let stream = forward::client_stream(body, failure.clone());
         let stream: DataStream = match verified.payload() {
-            PayloadHash::Sha256(h) => Box::pin(Sha256Check::new(stream, h, failure.clone())),
-            PayloadHash::Unsigned => Box::pin(stream),
-            PayloadHash::StreamingSigned
-            | PayloadHash::StreamingSignedTrailer
-            | PayloadHash::StreamingUnsignedTrailer
-            | PayloadHash::StreamingEcdsa => {
-                return Err((Error::NotImplemented("aws-chunked payloads are not supported yet".into()), None));
+            PayloadHash::Sha256(h) => Box::pin(Sha256Check::new(body, h, failure.clone())),
+            PayloadHash::Unsigned => Box::pin(body),
+            PayloadHash::StreamingSigned | PayloadHash::StreamingSignedTrailer | PayloadHash::StreamingUnsignedTrailer => {
+                Box::pin(ChunkErrors::new(chunk_rewriter(&verified, &out, &parts.headers, body), failure.clone()))
+            }
+            PayloadHash::StreamingEcdsa => {
+                return Err((Error::NotImplemented("SigV4a streaming payloads are not supported".into()), false));
             }
         };
-        OutBody::new(stream, len, progress)
+        OutBody::new(stream, len, Progress::default())
     } else {
         OutBody::empty()
     };
-    let resp = state.0.forwarder.send(out, out_body, &failure).await.map_err(|e| (e, None))?;
+    let resp = state.0.forwarder.send(out, out_body, &failure).await.map_err(|e| (e, has_body))?;
     let (mut rparts, rbody) = resp.into_parts();
     forward::strip_hop_by_hop(&mut rparts.headers);
     Ok(Response::from_parts(rparts, Body::new(rbody)))
+}
+
+/// The aws-chunked codec for the request's mode: signed chunks are verified on
+/// the client's chain and re-signed on the origin's; unsigned framing passes.
+fn chunk_rewriter(
+    verified: &verify::VerifiedRequest,
+    out: &resign::OriginRequest,
+    headers: &HeaderMap,
+    body: SharedBody,
+) -> chunked::AwsChunkedRewriter<SharedBody> {
+    let mode = match verified.payload() {
+        PayloadHash::StreamingSignedTrailer => chunked::Mode::SignedTrailer,
+        PayloadHash::StreamingUnsignedTrailer => chunked::Mode::UnsignedTrailer,
+        PayloadHash::StreamingSigned
+        | PayloadHash::Unsigned
+        | PayloadHash::Sha256(_)
+        | PayloadHash::StreamingEcdsa => chunked::Mode::Signed,
+    };
+    let client = verified.chunk_seed().map(|c| {
+        chunked::ChunkChain::new(*c.signing_key.as_bytes(), c.amz_date.as_str(), &c.scope, &c.seed_signature)
+    });
+    let origin = out.chunk_seed.as_ref().map(|c| {
+        chunked::ChunkChain::new(*c.signing_key.as_bytes(), c.amz_date.as_str(), &c.scope, &c.seed_signature)
+    });
+    let decoded = headers
+        .get("x-amz-decoded-content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    chunked::AwsChunkedRewriter::new(body, mode, client, origin, decoded, chunked::Limits::default())
 }
 
 fn content_length(h: &HeaderMap) -> Option<u64> {
     h.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
-/// A client that sends its body without waiting for `100 Continue` must still
-/// read our error rather than a reset: read and discard the body, up to a bound.
-async fn drain(headers: &HeaderMap, body: Body) {
+/// A client that sends its body without waiting for `100 Continue` (or after
+/// a failure mid-body) must still read our error rather than a reset: read and
+/// discard the rest of the body, up to a bound.
+async fn drain(headers: &HeaderMap, mut body: SharedBody, body_started: bool) {
+    use futures_util::StreamExt;
     const LIMIT: u64 = 64 << 20;
     let expects_continue = headers
         .get(header::EXPECT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
-    if expects_continue {
+    if expects_continue && !body_started {
         return; // the client waits for 100 Continue, which never comes
     }
-    let mut stream = body.into_data_stream();
     let mut seen = 0u64;
     let _ = tokio::time::timeout(Duration::from_secs(10), async {
-        use futures_util::StreamExt;
-        while let Some(Ok(chunk)) = stream.next().await {
+        while let Some(Ok(chunk)) = body.next().await {
             seen += chunk.len() as u64;
             if seen > LIMIT {
                 break;

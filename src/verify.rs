@@ -280,7 +280,15 @@ fn check_payload(method: &Method, headers: &HeaderMap, payload: PayloadHash) -> 
             Err(Error::NotImplemented("SigV4a streaming payloads (STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD) are not supported by this proxy".into()))
         }
         PayloadHash::StreamingSigned | PayloadHash::StreamingSignedTrailer | PayloadHash::StreamingUnsignedTrailer => {
-            Err(Error::NotImplemented("aws-chunked (STREAMING-*) payloads are not supported yet".into()))
+            let decoded = headers.get("x-amz-decoded-content-length").and_then(|v| v.to_str().ok());
+            match decoded.map(str::parse::<u64>) {
+                None => Err(Error::MissingContentLength),
+                Some(Err(_)) => Err(Error::InvalidArgument("x-amz-decoded-content-length must be a number".into())),
+                Some(Ok(_)) if !has_length && !chunked_te => {
+                    Err(Error::MissingContentLength)
+                }
+                Some(Ok(_)) => Ok(()),
+            }
         }
         PayloadHash::Unsigned | PayloadHash::Sha256(_) => {
             if chunked_te && !has_length && (method == Method::PUT || method == Method::POST) {

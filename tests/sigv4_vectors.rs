@@ -180,6 +180,11 @@ fn parse_http(text: &str) -> RawRequest {
         let (name, value) = line.split_once(':').unwrap_or_else(|| panic!("bad header line {line:?}"));
         headers.push((name.to_owned(), value.to_owned()));
     }
+    // Like any HTTP/1.1 parser, drop leading and trailing OWS (RFC 9110 §5.5); inner runs of
+    // spaces stay for the canonicalization to collapse.
+    for (_, v) in &mut headers {
+        *v = v.trim_matches([' ', '\t']).to_owned();
+    }
     RawRequest { method: method.to_owned(), target: encode_raw_target(raw_target), headers, body: body.as_bytes().to_vec() }
 }
 

@@ -114,6 +114,10 @@ def assert_at_origin(bucket, key, sha256=None, *, size=None):
     origin_check.assert_exists(bucket, key, sha256, size=size)
 
 
+def ensure_bucket_at_origin(bucket):
+    origin_check.ensure_bucket(bucket)
+
+
 def origin_cannot_put(bucket, key):
     """The origin's own error for this key (probing it directly), or None if the origin can store it."""
     return origin_check.can_put(bucket, key)

@@ -5,6 +5,7 @@ CLI:
   origin_check.py exists BUCKET KEY [SHA256] [--size N]   exit 0 if present (and its body has this sha256)
   origin_check.py absent BUCKET KEY                       exit 0 if the origin has no such object
   origin_check.py sha256 BUCKET KEY                       print the sha256 of the object's body
+  origin_check.py mkbucket BUCKET -                      create the bucket at the origin if missing
   origin_check.py canput BUCKET KEY                       exit 0 if the origin itself can store and return
                                                           this key (probe put/get/delete): tells an origin
                                                           limitation apart from a proxy bug
@@ -109,8 +110,21 @@ def assert_can_put(bucket, key):
         raise AssertionError(f"origin itself cannot store {key[:60]!r}: {err}")
 
 
+def ensure_bucket(bucket):
+    """Create the bucket directly at the origin if it is not there (so a group can go on after its
+    client failed to create it)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        client().head_bucket(Bucket=bucket)
+    except ClientError:
+        client().create_bucket(Bucket=bucket)
+
+
 def _run(op, bucket, key, sha=None, size=None):
-    if op == "canput":
+    if op == "mkbucket":
+        ensure_bucket(bucket)
+    elif op == "canput":
         assert_can_put(bucket, key)
     elif op == "exists":
         assert_exists(bucket, key, sha or None, size=size)

@@ -6,8 +6,8 @@
 #   E2E_DIRECT=1 tests/e2e/run.sh    clients talk straight to s3s-fs with the origin credentials (no proxy)
 #
 # Other knobs: E2E_CACHE (default ~/.cache/s3rp-e2e), E2E_KEEP=1 (keep the scratch dir),
-# E2E_WIRELOG=1 (put tests/e2e/wirelog.py between clients and the endpoint; request heads go to
-# $WORK/wire.log, which is then kept), E2E_NO_BUILD=1 (do not run cargo build), E2E_PROXY_BIN=path (run
+# E2E_WIRELOG=1 (put tests/e2e/wirelog.py between clients and the endpoint, and between the proxy and the
+# origin; request heads go to $WORK/wire.log and $WORK/origin-wire.log, which are then kept), E2E_NO_BUILD=1 (do not run cargo build), E2E_PROXY_BIN=path (run
 # this proxy binary instead of target/release/s3-resign-proxy; implies no build), E2E_FAIL_FAST=1
 # (stop after the first failing group), E2E_GROUP_TIMEOUT (seconds per group, default 300), RUST_LOG.
 #
@@ -129,7 +129,7 @@ install_minio_go() {
     apt_install golang-github-minio-minio-go-v7-dev || return 1
   if [ ! -x "$MINIO_BIN" ] || [ "$HERE/minio-go/main.go" -nt "$MINIO_BIN" ]; then
     mkdir -p "$CACHE/bin"
-    (cd "$HERE/minio-go" && GO111MODULE=off GOPATH=/usr/share/gocode:$HOME/go GOFLAGS= \
+    (cd "$HERE/minio-go" && GO111MODULE=off GOPATH=/usr/share/gocode:$HOME/go GOFLAGS='' \
        go build -o "$MINIO_BIN" . >"$CACHE/go-build.log" 2>&1) ||
       { tail -5 "$CACHE/go-build.log" >&2; return 1; }
   fi
@@ -256,9 +256,18 @@ else
   fi
   say "# proxy build checked in $(elapsed "$t0")s"
   PROXY_PORT=$(free_port)
+  PROXY_ORIGIN_URL=$ORIGIN_URL
+  if [ "${E2E_WIRELOG:-0}" = 1 ]; then # also log what the proxy sends to the origin
+    OWIRE_PORT=$(free_port)
+    python3 "$HERE/wirelog.py" "$OWIRE_PORT" "$ORIGIN_URL" "$WORK/origin-wire.log" >"$WORK/origin-wirelog.stderr" 2>&1 &
+    PIDS+=($!)
+    wait_http "http://127.0.0.1:$OWIRE_PORT/" 10 0 || true
+    PROXY_ORIGIN_URL="http://127.0.0.1:$OWIRE_PORT"
+    say "# wire log: proxy -> $PROXY_ORIGIN_URL -> s3s-fs (logged to $WORK/origin-wire.log)"
+  fi
   env CLIENT_ACCESS_KEY="$CLIENT_AK" CLIENT_SECRET_KEY="$CLIENT_SK" \
     ORIGIN_ACCESS_KEY="$ORIGIN_AK" ORIGIN_SECRET_KEY="$ORIGIN_SK" \
-    ORIGIN_DOMAIN="$ORIGIN_URL" AWS_REGION="$REGION" HOST=127.0.0.1 PORT="$PROXY_PORT" \
+    ORIGIN_DOMAIN="$PROXY_ORIGIN_URL" AWS_REGION="$REGION" HOST=127.0.0.1 PORT="$PROXY_PORT" \
     RUST_LOG="${RUST_LOG:-info}" "$PROXY_BIN" >"$WORK/proxy.log" 2>&1 &
   PIDS+=($!)
   if wait_http "http://127.0.0.1:$PROXY_PORT/healthz" 30 1; then
@@ -278,7 +287,7 @@ if [ "${E2E_WIRELOG:-0}" = 1 ]; then
   WIRE_PORT=$(free_port)
   python3 "$HERE/wirelog.py" "$WIRE_PORT" "$TARGET_URL" "$WORK/wire.log" >"$WORK/wirelog.stderr" 2>&1 &
   PIDS+=($!)
-  sleep 0.5
+  wait_http "http://127.0.0.1:$WIRE_PORT/" 10 0 || true
   TARGET_URL="http://127.0.0.1:$WIRE_PORT"
   say "# wire log: clients -> $TARGET_URL (logged to $WORK/wire.log)"
 fi
@@ -297,16 +306,18 @@ unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 AWS_ACC
 head -c 20971520 /dev/urandom >"$E2E_BIG"
 
 # ---------------------------------------------------------------- run groups
-group_cmd() {
+group_exec() {
   case "$1" in
-    smoke) echo "python3 $HERE/smoke.py" ;;
-    awscli) echo "python3 $HERE/awscli_test.py" ;;
-    boto3) echo "python3 $HERE/boto3_test.py" ;;
-    s3cmd) echo "python3 $HERE/s3cmd_test.py" ;;
-    js) echo "node $HERE/node/test.mjs" ;;
-    minio-go) echo "$MINIO_BIN" ;;
+    smoke) exec python3 "$HERE/smoke.py" ;;
+    awscli) exec python3 "$HERE/awscli_test.py" ;;
+    boto3) exec python3 "$HERE/boto3_test.py" ;;
+    s3cmd) exec python3 "$HERE/s3cmd_test.py" ;;
+    js) exec node "$HERE/node/test.mjs" ;;
+    minio-go) exec "$MINIO_BIN" ;;
   esac
 }
+export -f group_exec
+export HERE MINIO_BIN
 
 run_group() {
   local g=$1 t0 out err rc p f s need missing=""
@@ -323,7 +334,7 @@ run_group() {
   out="$WORK/group-$g.out"
   err="$WORK/group-$g.err"
   set +e
-  (cd "$HERE" && timeout -k 5 "$GROUP_TIMEOUT" $(group_cmd "$g")) 2>"$err" | tee "$out"
+  (cd "$HERE" && timeout -k 5 "$GROUP_TIMEOUT" bash -c 'group_exec "$1"' _ "$g") 2>"$err" | tee "$out"
   rc=${PIPESTATUS[0]}
   set -e
   p=$(grep -c '^PASS ' "$out" || true)

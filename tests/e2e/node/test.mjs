@@ -92,8 +92,7 @@ async function main() {
   const origin = new Origin();
 
   if (!(await test("js/create-bucket", () => s3.send(new CreateBucketCommand({ Bucket: B }))))) {
-    origin.close();
-    return;
+    await origin.ask({ op: "mkbucket", bucket: B, key: "-" }); // carry on so the other tests still say something
   }
 
   const small = randomBytes(10000);
@@ -197,7 +196,7 @@ async function main() {
     try {
       // small, so the whole body fits in socket buffers and the client reads the 403 instead of EPIPE
       const f = path.join(env.E2E_WORK, "js-small.bin");
-      writeFileSync(f, small);
+      writeFileSync(f, Buffer.from("must not be stored"));
       await bad.send(new PutObjectCommand({ Bucket: B, Key: "neg/wrong-secret-stream", Body: createReadStream(f) }));
     } catch (e) { err = e; }
     assert(err, "streaming PutObject with a wrong secret succeeded");
