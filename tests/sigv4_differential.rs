@@ -67,8 +67,8 @@ const ENDPOINTS: [&str; 4] = [
 /// Characters for object keys and query parts: unreserved, reserved, the usual S3 trouble
 /// makers, and some multi-byte UTF-8.
 const KEY_CHARS: &[char] = &[
-    'a', 'b', 'z', 'A', 'Z', '0', '9', '-', '.', '_', '~', ' ', '+', '=', '$', '%', '&', '?', '#', '!', '*', '\'',
-    '(', ')', '@', ':', ',', ';', '[', ']', '{', '}', '|', '\\', '^', '`', '"', '<', '>', 'é', 'ü', '日', 'ሴ', '😀',
+    'a', 'b', 'z', 'A', 'Z', '0', '9', '-', '.', '_', '~', ' ', '+', '=', '$', '%', '&', '?', '#', '!', '*', '\'', '(',
+    ')', '@', ':', ',', ';', '[', ']', '{', '}', '|', '\\', '^', '`', '"', '<', '>', 'é', 'ü', '日', 'ሴ', '😀',
     '\u{a0}', '/',
 ];
 
@@ -190,7 +190,7 @@ fn encode(s: &str, keep_slash: bool, plus_for_space: bool) -> String {
         } else if plus_for_space && b == b' ' {
             out.push('+');
         } else {
-            out.push_str(&format!("%{b:02x}"));
+            out.push_str(&format!("%{b:02X}"));
         }
     }
     out
@@ -265,7 +265,8 @@ struct Signed {
 }
 
 fn sign_with_aws_sigv4(r: &GenRequest, loc: SignatureLocation) -> Signed {
-    let identity: Identity = Credentials::new(ACCESS_KEY, SECRET, r.session_token.clone(), None, "differential-test").into();
+    let identity: Identity =
+        Credentials::new(ACCESS_KEY, SECRET, r.session_token.clone(), None, "differential-test").into();
     let mut settings = SigningSettings::default();
     settings.percent_encoding_mode = PercentEncodingMode::Single;
     settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
@@ -290,8 +291,9 @@ fn sign_with_aws_sigv4(r: &GenRequest, loc: SignatureLocation) -> Signed {
         None => SignableBody::UnsignedPayload,
         Some(h) => SignableBody::Precomputed(h),
     };
-    let signable = SignableRequest::new(r.method, url.clone(), input.iter().map(|(n, v)| (n.as_str(), v.as_str())), body)
-        .unwrap_or_else(|e| panic!("SignableRequest::new({url:?}): {e}"));
+    let signable =
+        SignableRequest::new(r.method, url.clone(), input.iter().map(|(n, v)| (n.as_str(), v.as_str())), body)
+            .unwrap_or_else(|e| panic!("SignableRequest::new({url:?}): {e}"));
     let (instructions, signature) = sign(signable, &params).expect("aws-sigv4 signs").into_parts();
 
     let mut builder = http::Request::builder().method(r.method).uri(&url);
@@ -323,9 +325,18 @@ fn http2_view(req: &http::Request<()>) -> (Method, Uri, HeaderMap) {
     (req.method().clone(), req.uri().clone(), req.headers().clone())
 }
 
-fn run_verify(r: &GenRequest, view: &(Method, Uri, HeaderMap)) -> Result<s3_resign_proxy::verify::VerifiedRequest, s3_resign_proxy::error::Error> {
+fn run_verify(
+    r: &GenRequest,
+    view: &(Method, Uri, HeaderMap),
+) -> Result<s3_resign_proxy::verify::VerifiedRequest, s3_resign_proxy::error::Error> {
     let keys = KeyCache::new(SECRET.as_bytes());
-    let ctx = VerifyContext { access_key: ACCESS_KEY, secret: SECRET.as_bytes(), keys: &keys, now: r.now(), max_skew: MAX_SKEW };
+    let ctx = VerifyContext {
+        access_key: ACCESS_KEY,
+        secret: SECRET.as_bytes(),
+        keys: &keys,
+        now: r.now(),
+        max_skew: MAX_SKEW,
+    };
     verify(&view.0, &view.1, &view.2, &ctx)
 }
 
@@ -337,7 +348,11 @@ fn flip_last_hex(sig: &str) -> String {
 }
 
 /// The same request with a different signature in the same place.
-fn with_mutated_signature(view: &(Method, Uri, HeaderMap), sig: &str, loc: SignatureLocation) -> (Method, Uri, HeaderMap) {
+fn with_mutated_signature(
+    view: &(Method, Uri, HeaderMap),
+    sig: &str,
+    loc: SignatureLocation,
+) -> (Method, Uri, HeaderMap) {
     let bad = flip_last_hex(sig);
     let (m, u, mut h) = view.clone();
     match loc {
@@ -406,7 +421,9 @@ fn check(r: &GenRequest, loc: SignatureLocation) -> Result<(), TestCaseError> {
 }
 
 fn config() -> ProptestConfig {
-    ProptestConfig { cases: 192, failure_persistence: None, ..ProptestConfig::default() }
+    // 192 cases keep the run under a few seconds; PROPTEST_CASES=N explores more.
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(192);
+    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
 }
 
 proptest! {
