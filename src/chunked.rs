@@ -65,14 +65,8 @@ impl fmt::Debug for ChunkChain {
 
 impl ChunkChain {
     pub fn new(signing_key: [u8; 32], amz_date: &str, scope: &str, seed_signature: &str) -> Self {
-        let (amz_date, scope, prev_signature) =
-            (amz_date.into(), scope.into(), seed_signature.into());
-        Self {
-            signing_key,
-            amz_date,
-            scope,
-            prev_signature,
-        }
+        let (amz_date, scope, prev_signature) = (amz_date.into(), scope.into(), seed_signature.into());
+        Self { signing_key, amz_date, scope, prev_signature }
     }
 
     /// `AWS4-HMAC-SHA256-PAYLOAD` string to sign for the next chunk (pure).
@@ -135,11 +129,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_chunk: 16 << 20,
-            max_header_line: 4 << 10,
-            max_trailer: 16 << 10,
-        }
+        Self { max_chunk: 16 << 20, max_header_line: 4 << 10, max_trailer: 16 << 10 }
     }
 }
 
@@ -176,10 +166,7 @@ pub enum ChunkError {
 impl ChunkError {
     /// True for signature mismatches (S3: 403 `SignatureDoesNotMatch`); framing errors are 400s.
     pub fn is_signature_mismatch(&self) -> bool {
-        matches!(
-            self,
-            Self::BadChunkSignature { .. } | Self::BadTrailerSignature
-        )
+        matches!(self, Self::BadChunkSignature { .. } | Self::BadTrailerSignature)
     }
 }
 
@@ -196,10 +183,9 @@ impl fmt::Display for ChunkError {
             Self::BadChunkSignature { index } => write!(f, "chunk {index} signature mismatch"),
             Self::BadTrailerSignature => f.write_str("trailer signature mismatch"),
             Self::MissingTrailerSignature => f.write_str("no x-amz-trailer-signature"),
-            Self::DecodedLengthMismatch { expected, actual } => write!(
-                f,
-                "decoded length {actual} != x-amz-decoded-content-length {expected}"
-            ),
+            Self::DecodedLengthMismatch { expected, actual } => {
+                write!(f, "decoded length {actual} != x-amz-decoded-content-length {expected}")
+            }
             Self::UnexpectedEof => f.write_str("body ended inside the framing"),
             Self::TrailingData => f.write_str("data after the end of the body"),
             Self::MissingChain => f.write_str("signed mode without the client's chain"),
@@ -281,15 +267,7 @@ impl<S> AwsChunkedRewriter<S> {
     ) -> Self {
         let missing = mode != Mode::UnsignedTrailer && client.is_none();
         let pending_error = missing.then_some(ChunkError::MissingChain);
-        let p = Parser {
-            mode,
-            client,
-            origin,
-            decoded_length,
-            limits,
-            pending_error,
-            ..Default::default()
-        };
+        let p = Parser { mode, client, origin, decoded_length, limits, pending_error, ..Default::default() };
         Self { inner, parser: p }
     }
 }
@@ -369,15 +347,10 @@ impl Parser {
         let found = self.input.iter().position(|&b| b == b'\n');
         // Without a newline, even one arriving as the next byte would make the line too long.
         if self.line.len() + found.unwrap_or(self.input.len()) + 1 > max {
-            return Err(if trailer {
-                ChunkError::TrailerTooLarge
-            } else {
-                ChunkError::HeaderLineTooLong
-            });
+            return Err(if trailer { ChunkError::TrailerTooLarge } else { ChunkError::HeaderLineTooLong });
         }
         let Some(i) = found else {
-            self.line
-                .extend_from_slice(&std::mem::take(&mut self.input));
+            self.line.extend_from_slice(&std::mem::take(&mut self.input));
             return Ok(None);
         };
         let part = self.input.split_to(i + 1);
@@ -410,11 +383,7 @@ impl Parser {
                         self.whole = self.data.split().freeze();
                     }
                 }
-                self.state = if n == remaining {
-                    State::DataCrlf(0)
-                } else {
-                    State::Data(remaining - n)
-                };
+                self.state = if n == remaining { State::DataCrlf(0) } else { State::Data(remaining - n) };
             }
             State::DataCrlf(mut got) => {
                 while got < 2 && !self.input.is_empty() {
@@ -424,11 +393,7 @@ impl Parser {
                     self.input.advance(1);
                     got += 1;
                 }
-                self.state = if got == 2 {
-                    self.finish_chunk()?
-                } else {
-                    State::DataCrlf(got)
-                };
+                self.state = if got == 2 { self.finish_chunk()? } else { State::DataCrlf(got) };
             }
             State::Trailer => {
                 let budget = self.limits.max_trailer + self.tail_start - self.tail.len();
@@ -443,23 +408,16 @@ impl Parser {
 
     fn on_header(&mut self, line: Bytes) -> Result<(), ChunkError> {
         let body = line.strip_suffix(CRLF).ok_or(ChunkError::BadChunkHeader)?;
-        let hex_end = body
-            .iter()
-            .position(|b| !b.is_ascii_hexdigit())
-            .unwrap_or(body.len());
+        let hex_end = body.iter().position(|b| !b.is_ascii_hexdigit()).unwrap_or(body.len());
         let size = (body[..hex_end].iter())
-            .try_fold(0u64, |acc, &d| {
-                acc.checked_mul(16)?
-                    .checked_add((d as char).to_digit(16)?.into())
-            })
+            .try_fold(0u64, |acc, &d| acc.checked_mul(16)?.checked_add((d as char).to_digit(16)?.into()))
             .unwrap_or(u64::MAX);
         let ext = &body[hex_end..];
         let ext_ok = if self.signed() {
             self.sig_off = hex_end + CHUNK_SIG_EXT.len();
             ext.strip_prefix(CHUNK_SIG_EXT).is_some_and(is_sig)
         } else {
-            ext.is_empty()
-                || (ext[0] == b';' && !ext.iter().any(|&b| b != b'\t' && b.is_ascii_control()))
+            ext.is_empty() || (ext[0] == b';' && !ext.iter().any(|&b| b != b'\t' && b.is_ascii_control()))
         };
         if hex_end == 0 || !ext_ok {
             return Err(ChunkError::BadChunkHeader);
@@ -471,10 +429,7 @@ impl Parser {
         if let Some(expected) = self.decoded_length
             && (self.decoded > expected || (size == 0 && self.decoded != expected))
         {
-            return Err(ChunkError::DecodedLengthMismatch {
-                expected,
-                actual: self.decoded,
-            });
+            return Err(ChunkError::DecodedLengthMismatch { expected, actual: self.decoded });
         }
         if size > 0 {
             self.state = State::Data(size as usize);
@@ -486,11 +441,7 @@ impl Parser {
             return Ok(());
         }
         // The final 0-size chunk: from here on everything is held in `tail` until end of input.
-        let line = if self.signed() {
-            self.resign_chunk(line, &[])?
-        } else {
-            line
-        };
+        let line = if self.signed() { self.resign_chunk(line, &[])? } else { line };
         self.tail.extend_from_slice(&line);
         self.tail_start = line.len();
         self.prev_crlf = true;
@@ -502,12 +453,7 @@ impl Parser {
     fn resign_chunk(&mut self, line: Bytes, data: &[u8]) -> Result<Bytes, ChunkError> {
         let client = self.client.as_mut().ok_or(ChunkError::MissingChain)?;
         let range = self.sig_off..self.sig_off + SIG_LEN;
-        if !bool::from(
-            client
-                .next_chunk_signature(data)
-                .as_bytes()
-                .ct_eq(&line[range.clone()]),
-        ) {
+        if !bool::from(client.next_chunk_signature(data).as_bytes().ct_eq(&line[range.clone()])) {
             return Err(ChunkError::BadChunkSignature { index: self.index });
         }
         self.index += 1;
@@ -522,10 +468,7 @@ impl Parser {
     /// A data chunk and its CRLF are complete: emit it (signed modes: once verified).
     fn finish_chunk(&mut self) -> Result<State, ChunkError> {
         if self.signed() {
-            let (header, data) = (
-                std::mem::take(&mut self.header),
-                std::mem::take(&mut self.whole),
-            );
+            let (header, data) = (std::mem::take(&mut self.header), std::mem::take(&mut self.whole));
             let header = self.resign_chunk(header, &data)?;
             self.out.extend([header, data]);
         }
@@ -544,7 +487,7 @@ impl Parser {
             return match (crlf, std::mem::replace(&mut self.prev_crlf, crlf)) {
                 (true, true) => self.finish_trailers(),
                 (false, true) => Err(ChunkError::BadTrailer), // a bare "\n" line after a CRLF line
-                (_, false) => Ok(()), // minio-go: "name:value\n" then "\r\n"
+                (_, false) => Ok(()),                         // minio-go: "name:value\n" then "\r\n"
             };
         }
         let colon = content.iter().position(|&b| b == b':').filter(|&i| i > 0);
@@ -555,11 +498,7 @@ impl Parser {
         };
         let (name, raw_value) = (&content[..colon], &content[colon + 1..]);
         let token = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
-        if !name.iter().all(token)
-            || raw_value
-                .iter()
-                .any(|&b| b != b'\t' && b.is_ascii_control())
-        {
+        if !name.iter().all(token) || raw_value.iter().any(|&b| b != b'\t' && b.is_ascii_control()) {
             return Err(ChunkError::BadTrailer);
         }
         let (value, lead) = trim_ws(raw_value);
@@ -569,8 +508,7 @@ impl Parser {
             }
             self.trailer_sig_at = Some(start + colon + 1 + lead);
         } else if self.mode == Mode::SignedTrailer {
-            self.canonical
-                .extend(name.iter().map(u8::to_ascii_lowercase));
+            self.canonical.extend(name.iter().map(u8::to_ascii_lowercase));
             self.canonical.push(b':');
             self.canonical.extend_from_slice(value);
             self.canonical.push(b'\n');
@@ -581,9 +519,7 @@ impl Parser {
 
     fn finish_trailers(&mut self) -> Result<(), ChunkError> {
         if self.mode == Mode::SignedTrailer {
-            let at = self
-                .trailer_sig_at
-                .ok_or(ChunkError::MissingTrailerSignature)?;
+            let at = self.trailer_sig_at.ok_or(ChunkError::MissingTrailerSignature)?;
             let client = self.client.as_mut().ok_or(ChunkError::MissingChain)?;
             let expected = client.trailer_signature(&self.canonical);
             if !bool::from(expected.as_bytes().ct_eq(&self.tail[at..at + SIG_LEN])) {
@@ -601,13 +537,7 @@ impl Parser {
     /// Bytes held by the rewriter itself (not counting the upstream's current input item).
     #[cfg(test)]
     fn buffered(&self) -> usize {
-        let held = [
-            self.line.len(),
-            self.header.len(),
-            self.data.len(),
-            self.whole.len(),
-            self.tail.len(),
-        ];
+        let held = [self.line.len(), self.header.len(), self.data.len(), self.whole.len(), self.tail.len()];
         held.iter().sum::<usize>() + self.out.iter().map(Bytes::len).sum::<usize>()
     }
 }

@@ -120,10 +120,10 @@ fn bad(var: &str, why: &str) -> ConfigError {
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_iter(std::env::vars())
+        Self::from_vars(std::env::vars())
     }
 
-    pub fn from_iter(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         let raw: Raw = envy::from_iter(vars).map_err(|e| match e {
             envy::Error::MissingValue(field) => {
                 ConfigError(format!("missing required variable {}", field.to_ascii_uppercase()))
@@ -226,7 +226,7 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let c = Config::from_iter(vars(&[])).unwrap();
+        let c = Config::from_vars(vars(&[])).unwrap();
         assert_eq!(c.origin.scheme, Scheme::HTTPS);
         assert_eq!(c.origin.authority.as_str(), "s3.example.com");
         assert_eq!(c.region, "us-east-1");
@@ -238,26 +238,26 @@ mod tests {
 
     #[test]
     fn origin_forms() {
-        let c = Config::from_iter(vars(&[("ORIGIN_DOMAIN", "http://127.0.0.1:9000/")])).unwrap();
+        let c = Config::from_vars(vars(&[("ORIGIN_DOMAIN", "http://127.0.0.1:9000/")])).unwrap();
         assert_eq!((c.origin.scheme, c.origin.authority.as_str()), (Scheme::HTTP, "127.0.0.1:9000"));
-        let c = Config::from_iter(vars(&[("ORIGIN_DOMAIN", "minio:9000"), ("ORIGIN_SCHEME", "http")])).unwrap();
+        let c = Config::from_vars(vars(&[("ORIGIN_DOMAIN", "minio:9000"), ("ORIGIN_SCHEME", "http")])).unwrap();
         assert_eq!((c.origin.scheme, c.origin.authority.as_str()), (Scheme::HTTP, "minio:9000"));
         for bad in ["ftp://x", "http://x/path", "", "a b", "user@host"] {
-            assert!(Config::from_iter(vars(&[("ORIGIN_DOMAIN", bad)])).is_err(), "{bad}");
+            assert!(Config::from_vars(vars(&[("ORIGIN_DOMAIN", bad)])).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn errors_name_the_variable_and_hide_secrets() {
-        let e = Config::from_iter(vars(&[("ORIGIN_DOMAIN", "")])).unwrap_err();
+        let e = Config::from_vars(vars(&[("ORIGIN_DOMAIN", "")])).unwrap_err();
         assert_eq!(e.0, "missing required variable ORIGIN_DOMAIN");
-        let e = Config::from_iter(vars(&[("PORT", "eighty")])).unwrap_err();
+        let e = Config::from_vars(vars(&[("PORT", "eighty")])).unwrap_err();
         assert!(e.0.contains("PORT"), "{e}");
-        let e = Config::from_iter(vars(&[("CLIENT_SECRET_KEY", "")])).unwrap_err();
+        let e = Config::from_vars(vars(&[("CLIENT_SECRET_KEY", "")])).unwrap_err();
         assert_eq!(e.0, "invalid CLIENT_SECRET_KEY: must not be empty");
-        let e = Config::from_iter(vars(&[("ORIGIN_SCHEME", "gopher")])).unwrap_err();
+        let e = Config::from_vars(vars(&[("ORIGIN_SCHEME", "gopher")])).unwrap_err();
         assert!(e.0.contains("ORIGIN_SCHEME"));
-        let e = Config::from_iter(vars(&[("HOST", "nowhere")])).unwrap_err();
+        let e = Config::from_vars(vars(&[("HOST", "nowhere")])).unwrap_err();
         assert!(e.0.contains("HOST"));
     }
 }

@@ -18,7 +18,12 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Serves an s3s-fs origin over `root` on `listener`, checking signatures made
 /// with `access_key`/`secret_key`, until the task is dropped.
-pub async fn serve_origin(listener: TcpListener, root: &Path, access_key: &str, secret_key: &str) -> Result<(), BoxError> {
+pub async fn serve_origin(
+    listener: TcpListener,
+    root: &Path,
+    access_key: &str,
+    secret_key: &str,
+) -> Result<(), BoxError> {
     let fs = s3s_fs::FileSystem::new(root).map_err(|e| format!("s3s-fs: {e:?}"))?;
     let mut b = S3ServiceBuilder::new(fs);
     b.set_auth(SimpleAuth::from_single(access_key, secret_key));
@@ -72,7 +77,7 @@ pub async fn run_demo() -> Result<(), BoxError> {
     });
 
     let port = std::env::var("PORT").ok().and_then(|p| p.parse::<u16>().ok()).unwrap_or(8000);
-    let config = Config::from_iter([
+    let config = Config::from_vars([
         ("CLIENT_ACCESS_KEY".to_owned(), DEMO_ACCESS_KEY.to_owned()),
         ("CLIENT_SECRET_KEY".to_owned(), DEMO_SECRET_KEY.to_owned()),
         ("ORIGIN_ACCESS_KEY".to_owned(), origin_ak),

@@ -23,7 +23,11 @@ pub enum Error {
         canonical_request: Option<String>,
     },
     InvalidAccessKeyId(String),
-    RequestTimeTooSkewed { request_time: String, server_time: String, max_skew_secs: u64 },
+    RequestTimeTooSkewed {
+        request_time: String,
+        server_time: String,
+        max_skew_secs: u64,
+    },
     AccessDenied(Msg),
     /// Some `x-amz-*` headers are present but unsigned (S3 answers AccessDenied).
     HeadersNotSigned(String),
@@ -33,7 +37,10 @@ pub enum Error {
     InvalidRequest(Msg),
     NotImplemented(Msg),
     MissingContentLength,
-    XAmzContentSHA256Mismatch { client_computed: String, s3_computed: String },
+    XAmzContentSHA256Mismatch {
+        client_computed: String,
+        s3_computed: String,
+    },
     /// The body ended before Content-Length (or the chunk framing) said it would.
     IncompleteBody(Msg),
     /// Malformed aws-chunked framing or a framing limit exceeded.
@@ -244,7 +251,9 @@ mod tests {
             canonical_request: Some("GET\n/".into()),
         };
         let x = e.to_xml("RID");
-        assert!(x.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SignatureDoesNotMatch</Code><Message>"));
+        assert!(x.starts_with(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SignatureDoesNotMatch</Code><Message>"
+        ));
         assert!(x.contains("<StringToSign>AWS4-HMAC-SHA256&#10;&lt;x&gt;&amp;</StringToSign>"));
         assert!(x.contains("<CanonicalRequest>GET&#10;/</CanonicalRequest>"));
         assert!(x.ends_with("<RequestId>RID</RequestId></Error>"));

@@ -80,7 +80,9 @@ impl Body for OutBody {
     type Error = BoxError;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let Some(s) = self.stream.as_mut() else { return Poll::Ready(None) };
+        let Some(s) = self.stream.as_mut() else {
+            return Poll::Ready(None);
+        };
         match ready!(s.as_mut().poll_next(cx)) {
             Some(Ok(b)) => {
                 self.progress.add(b.len());
@@ -251,11 +253,13 @@ impl Forwarder {
                 // No system roots (a bare container): https origins will fail
                 // their handshake with a clear error; http origins still work.
                 hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
-                    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-                        .with_safe_default_protocol_versions()
-                        .expect("aws-lc-rs supports the default TLS versions")
-                        .with_root_certificates(rustls::RootCertStore::empty())
-                        .with_no_client_auth(),
+                    rustls::ClientConfig::builder_with_provider(
+                        Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+                    )
+                    .with_safe_default_protocol_versions()
+                    .expect("aws-lc-rs supports the default TLS versions")
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth(),
                 )
             })
             .https_or_http()
@@ -270,7 +274,12 @@ impl Forwarder {
 
     /// Sends the request; waits for the response head while the request body
     /// makes progress, and gives up after `read_timeout` of silence.
-    pub async fn send(&self, out: OriginRequest, body: OutBody, failure: &Failure) -> Result<Response<IdleTimeout<Incoming>>, Error> {
+    pub async fn send(
+        &self,
+        out: OriginRequest,
+        body: OutBody,
+        failure: &Failure,
+    ) -> Result<Response<IdleTimeout<Incoming>>, Error> {
         let progress = body.progress.clone();
         let mut req = Request::new(body);
         *req.method_mut() = out.method;
@@ -381,7 +390,16 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in listed {
         headers.remove(name.as_str());
     }
-    for name in ["connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection", "proxy-authenticate"] {
+    for name in [
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-connection",
+        "proxy-authenticate",
+    ] {
         headers.remove(name);
     }
 }

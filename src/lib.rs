@@ -109,7 +109,11 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` resolves, then drains.
-pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
@@ -147,7 +151,9 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
             e.into_response(&rid, head)
         }
     };
-    resp.headers_mut().entry("x-amz-request-id").or_insert_with(|| HeaderValue::from_str(&rid).unwrap_or(HeaderValue::from_static("0")));
+    resp.headers_mut()
+        .entry("x-amz-request-id")
+        .or_insert_with(|| HeaderValue::from_str(&rid).unwrap_or(HeaderValue::from_static("0")));
     tracing::debug!(method = %parts.method, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "proxied");
     resp
 }
@@ -173,7 +179,9 @@ async fn proxy(state: &AppState, parts: &http::request::Parts, body: SharedBody)
         let stream: DataStream = match verified.payload() {
             PayloadHash::Sha256(h) => Box::pin(Sha256Check::new(body, h, failure.clone())),
             PayloadHash::Unsigned => Box::pin(body),
-            PayloadHash::StreamingSigned | PayloadHash::StreamingSignedTrailer | PayloadHash::StreamingUnsignedTrailer => {
+            PayloadHash::StreamingSigned
+            | PayloadHash::StreamingSignedTrailer
+            | PayloadHash::StreamingUnsignedTrailer => {
                 Box::pin(ChunkErrors::new(chunk_rewriter(&verified, &out, &parts.headers, body), failure.clone()))
             }
             PayloadHash::StreamingEcdsa => {
@@ -201,21 +209,19 @@ fn chunk_rewriter(
     let mode = match verified.payload() {
         PayloadHash::StreamingSignedTrailer => chunked::Mode::SignedTrailer,
         PayloadHash::StreamingUnsignedTrailer => chunked::Mode::UnsignedTrailer,
-        PayloadHash::StreamingSigned
-        | PayloadHash::Unsigned
-        | PayloadHash::Sha256(_)
-        | PayloadHash::StreamingEcdsa => chunked::Mode::Signed,
+        PayloadHash::StreamingSigned | PayloadHash::Unsigned | PayloadHash::Sha256(_) | PayloadHash::StreamingEcdsa => {
+            chunked::Mode::Signed
+        }
     };
-    let client = verified.chunk_seed().map(|c| {
-        chunked::ChunkChain::new(*c.signing_key.as_bytes(), c.amz_date.as_str(), &c.scope, &c.seed_signature)
-    });
-    let origin = out.chunk_seed.as_ref().map(|c| {
-        chunked::ChunkChain::new(*c.signing_key.as_bytes(), c.amz_date.as_str(), &c.scope, &c.seed_signature)
-    });
-    let decoded = headers
-        .get("x-amz-decoded-content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
+    let client = verified
+        .chunk_seed()
+        .map(|c| chunked::ChunkChain::new(*c.signing_key.as_bytes(), c.amz_date.as_str(), &c.scope, &c.seed_signature));
+    let origin = out
+        .chunk_seed
+        .as_ref()
+        .map(|c| chunked::ChunkChain::new(*c.signing_key.as_bytes(), c.amz_date.as_str(), &c.scope, &c.seed_signature));
+    let decoded =
+        headers.get("x-amz-decoded-content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     chunked::AwsChunkedRewriter::new(body, mode, client, origin, decoded, chunked::Limits::default())
 }
 

@@ -153,7 +153,10 @@ impl Signer<'_> {
         let date = AmzDate::from_datetime(now);
         let authority = self.origin.authority.as_str();
         headers.insert(header::HOST, HeaderValue::from_str(authority).map_err(|_| bad_origin())?);
-        headers.insert(HeaderName::from_static("x-amz-date"), HeaderValue::from_str(date.as_str()).map_err(|_| bad_origin())?);
+        headers.insert(
+            HeaderName::from_static("x-amz-date"),
+            HeaderValue::from_str(date.as_str()).map_err(|_| bad_origin())?,
+        );
         headers.insert(
             HeaderName::from_static("x-amz-content-sha256"),
             HeaderValue::from_str(payload_text).map_err(|_| bad_origin())?,
@@ -201,7 +204,7 @@ impl Signer<'_> {
             .map_err(|_| bad_uri())?;
 
         let chunk_seed =
-            streaming.then(|| OriginChunkSeed { signing_key: key, amz_date: date, scope, seed_signature: signature });
+            streaming.then_some(OriginChunkSeed { signing_key: key, amz_date: date, scope, seed_signature: signature });
         Ok(OriginRequest { method: method.clone(), uri, headers, chunk_seed })
     }
 }

@@ -76,20 +76,15 @@ pub struct AuthV2<'a> {
 
 /// Parses a SigV2 `Authorization` header value.
 pub fn parse_authorization(header: &str) -> Result<AuthV2<'_>, V2Error> {
-    let (access_key, signature) = header
-        .strip_prefix("AWS ")
-        .and_then(|rest| rest.split_once(':'))
-        .ok_or(V2Error::MalformedAuthorization)?;
+    let (access_key, signature) =
+        header.strip_prefix("AWS ").and_then(|rest| rest.split_once(':')).ok_or(V2Error::MalformedAuthorization)?;
     let b64 = |b: u8| b.is_ascii_alphanumeric() || b"+/=".contains(&b);
     let key_ok = access_key.bytes().all(|b| b.is_ascii_graphic());
     let sig_ok = signature.bytes().all(b64);
     if access_key.is_empty() || signature.is_empty() || !key_ok || !sig_ok {
         return Err(V2Error::MalformedAuthorization);
     }
-    Ok(AuthV2 {
-        access_key,
-        signature,
-    })
+    Ok(AuthV2 { access_key, signature })
 }
 
 /// Query-string authentication parameters (`AWSAccessKeyId`, `Expires`, `Signature`).
@@ -104,13 +99,10 @@ pub struct PresignedV2<'a> {
 
 /// Extracts query-string auth from already percent-decoded pairs. `Ok(None)`
 /// when none of the three parameters is present.
-pub fn parse_presigned(
-    query_pairs: &[(String, String)],
-) -> Result<Option<PresignedV2<'_>>, V2Error> {
+pub fn parse_presigned(query_pairs: &[(String, String)]) -> Result<Option<PresignedV2<'_>>, V2Error> {
     const NAMES: [&str; 3] = ["AWSAccessKeyId", "Expires", "Signature"];
     fn need<'q>(v: Option<&'q str>, name: &'static str) -> Result<&'q str, V2Error> {
-        v.filter(|s| !s.is_empty())
-            .ok_or(V2Error::MissingQueryParameter(name))
+        v.filter(|s| !s.is_empty()).ok_or(V2Error::MissingQueryParameter(name))
     }
     let mut found: [Option<&str>; 3] = [None; 3];
     for (k, v) in query_pairs {
@@ -129,19 +121,10 @@ pub fn parse_presigned(
     if !expires.bytes().all(|b| b.is_ascii_digit()) {
         return Err(V2Error::InvalidExpires);
     }
-    let expires = expires
-        .parse::<i64>()
-        .map_err(|_| V2Error::InvalidExpires)?;
-    let signature = if signature.contains(' ') {
-        Cow::Owned(signature.replace(' ', "+"))
-    } else {
-        Cow::Borrowed(signature)
-    };
-    Ok(Some(PresignedV2 {
-        access_key,
-        expires,
-        signature,
-    }))
+    let expires = expires.parse::<i64>().map_err(|_| V2Error::InvalidExpires)?;
+    let signature =
+        if signature.contains(' ') { Cow::Owned(signature.replace(' ', "+")) } else { Cow::Borrowed(signature) };
+    Ok(Some(PresignedV2 { access_key, expires, signature }))
 }
 
 /// Sub-resources that are part of the CanonicalizedResource: the AWS-documented
@@ -244,16 +227,9 @@ impl StringToSign {
             s.push('/');
             s.push_str(bucket);
         }
-        s.push_str(if req.raw_path.is_empty() {
-            "/"
-        } else {
-            req.raw_path
-        });
-        let mut subs: Vec<&(String, String)> = req
-            .query
-            .iter()
-            .filter(|(k, _)| SUB_RESOURCES.binary_search(&k.as_str()).is_ok())
-            .collect();
+        s.push_str(if req.raw_path.is_empty() { "/" } else { req.raw_path });
+        let mut subs: Vec<&(String, String)> =
+            req.query.iter().filter(|(k, _)| SUB_RESOURCES.binary_search(&k.as_str()).is_ok()).collect();
         subs.sort_by(|a, b| a.0.cmp(&b.0));
         for (i, (k, v)) in subs.into_iter().enumerate() {
             s.push(if i == 0 { '?' } else { '&' });
@@ -279,10 +255,7 @@ impl fmt::Display for StringToSign {
 
 /// First header with that name (case-insensitive), trimmed.
 fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.trim())
+    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim())
 }
 
 /// Unfolds folded lines (whitespace around CR/LF becomes one space, as AWS
@@ -293,10 +266,7 @@ fn canonical_value(v: &str) -> String {
     while let Some(c) = chars.next() {
         if c == '\r' || c == '\n' {
             out.truncate(out.trim_end_matches([' ', '\t']).len());
-            while chars
-                .next_if(|c| matches!(c, '\r' | '\n' | ' ' | '\t'))
-                .is_some()
-            {}
+            while chars.next_if(|c| matches!(c, '\r' | '\n' | ' ' | '\t')).is_some() {}
             out.push(' ');
         } else {
             out.push(c);
@@ -326,23 +296,13 @@ pub fn verify(secret: &[u8], sts: &StringToSign, provided_b64: &str) -> bool {
 
 /// Query auth: expired when `now_unix > expires`.
 pub fn check_expires(expires: i64, now_unix: i64) -> Result<(), V2Error> {
-    if now_unix > expires {
-        Err(V2Error::Expired)
-    } else {
-        Ok(())
-    }
+    if now_unix > expires { Err(V2Error::Expired) } else { Ok(()) }
 }
 
 /// Header auth: the timestamp is `x-amz-date` if present, else `Date`; it
 /// must parse and be within `max_skew_secs` of `now_unix` (S3 uses 900).
-pub fn check_header_time(
-    headers: &[(String, String)],
-    now_unix: i64,
-    max_skew_secs: i64,
-) -> Result<(), V2Error> {
-    let raw = header(headers, "x-amz-date")
-        .or_else(|| header(headers, "date"))
-        .ok_or(V2Error::MissingDate)?;
+pub fn check_header_time(headers: &[(String, String)], now_unix: i64, max_skew_secs: i64) -> Result<(), V2Error> {
+    let raw = header(headers, "x-amz-date").or_else(|| header(headers, "date")).ok_or(V2Error::MissingDate)?;
     let t = parse_http_date(raw).ok_or(V2Error::InvalidDate)?;
     if t.abs_diff(now_unix) > max_skew_secs.unsigned_abs() {
         return Err(V2Error::RequestTimeTooSkewed);
@@ -354,9 +314,7 @@ const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 #[rustfmt::skip]
 const WEEKDAYS_LONG: [&str; 7] =
     ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 /// Parses an HTTP date to unix seconds: RFC 1123 (`Tue, 27 Mar 2007 19:36:42
 /// +0000`, `... GMT`, any `±hhmm`), RFC 850 (`Tuesday, 27-Mar-07 19:36:42
@@ -418,21 +376,14 @@ fn num(s: &str, min: usize, max: usize) -> Option<u32> {
 fn to_unix(year: u32, mon: &str, day: u32, hms: &str, offset_secs: i64) -> Option<i64> {
     let month = MONTHS.iter().position(|m| *m == mon)?;
     let month = time::Month::try_from(u8::try_from(month + 1).ok()?).ok()?;
-    let date =
-        time::Date::from_calendar_date(i32::try_from(year).ok()?, month, u8::try_from(day).ok()?)
-            .ok()?;
+    let date = time::Date::from_calendar_date(i32::try_from(year).ok()?, month, u8::try_from(day).ok()?).ok()?;
     let mut it = hms.split(':');
     let mut part = || u8::try_from(num(it.next()?, 2, 2)?).ok();
     let t = time::Time::from_hms(part()?, part()?, part()?).ok()?;
     if it.next().is_some() {
         return None;
     }
-    Some(
-        time::PrimitiveDateTime::new(date, t)
-            .assume_utc()
-            .unix_timestamp()
-            - offset_secs,
-    )
+    Some(time::PrimitiveDateTime::new(date, t).assume_utc().unix_timestamp() - offset_secs)
 }
 
 #[cfg(test)]
@@ -445,9 +396,7 @@ mod tests {
     type Pairs = &'static [(&'static str, &'static str)];
 
     fn owned(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
+        p.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
     }
 
     #[rustfmt::skip]
@@ -546,18 +495,11 @@ mod tests {
             assert_eq!((sts.as_str(), sts.to_string().as_str()), (c.sts, c.sts));
             assert_eq!(sign(SK, &sts), c.sig, "{}", c.sts);
             assert!(verify(SK, &sts, c.sig));
-            let (mut path, mut query, mut headers, mut exp) =
-                (c.path, c.query.to_vec(), c.headers.to_vec(), c.expires);
+            let (mut path, mut query, mut headers, mut exp) = (c.path, c.query.to_vec(), c.headers.to_vec(), c.expires);
             let (old, new) = match c.twin {
                 Twin::Path(p) => (std::mem::replace(&mut path, p).to_string(), p.to_string()),
-                Twin::Header(i, v) => (
-                    std::mem::replace(&mut headers[i].1, v).to_string(),
-                    v.to_string(),
-                ),
-                Twin::QueryName(i, n) => (
-                    std::mem::replace(&mut query[i].0, n).to_string(),
-                    n.to_string(),
-                ),
+                Twin::Header(i, v) => (std::mem::replace(&mut headers[i].1, v).to_string(), v.to_string()),
+                Twin::QueryName(i, n) => (std::mem::replace(&mut query[i].0, n).to_string(), n.to_string()),
                 Twin::Expires(e) => (exp.replace(e).unwrap().to_string(), e.to_string()),
             };
             assert!(one_byte_changed(&old, &new), "{old} -> {new}");

@@ -15,8 +15,8 @@ use crate::sigv2;
 use crate::sigv4::auth::PRESIGNED_AUTH_PARAMS;
 use crate::sigv4::payload::{EMPTY_SHA256, UNSIGNED_PAYLOAD};
 use crate::sigv4::{
-    AmzDate, AuthorizationV4, CanonicalRequest, Credential, KeyCache, PayloadHash, PresignedV4, Query,
-    SignedHeaders, SigningKey, StringToSign, canonical_uri,
+    AmzDate, AuthorizationV4, CanonicalRequest, Credential, KeyCache, PayloadHash, PresignedV4, Query, SignedHeaders,
+    SigningKey, StringToSign, canonical_uri,
 };
 
 /// What a verifier needs besides the request. The clock is injected.
@@ -98,7 +98,12 @@ pub fn has_auth(headers: &HeaderMap, query: Option<&str>) -> bool {
     })
 }
 
-pub fn verify(method: &Method, uri: &http::Uri, headers: &HeaderMap, ctx: &VerifyContext<'_>) -> Result<VerifiedRequest, Error> {
+pub fn verify(
+    method: &Method,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    ctx: &VerifyContext<'_>,
+) -> Result<VerifiedRequest, Error> {
     let query = Query::parse(uri.query().unwrap_or(""));
     let authz = headers.get(header::AUTHORIZATION);
     let presigned = query.contains("X-Amz-Algorithm") || query.contains("X-Amz-Signature");
@@ -115,7 +120,9 @@ pub fn verify(method: &Method, uri: &http::Uri, headers: &HeaderMap, ctx: &Verif
         return if authz.starts_with("AWS4-HMAC-SHA256") {
             verify_header(method, uri, headers, &query, authz, ctx)
         } else if authz.starts_with("AWS4-ECDSA-P256-SHA256") {
-            Err(Error::NotImplemented("SigV4a (AWS4-ECDSA-P256-SHA256) signatures are not supported by this proxy".into()))
+            Err(Error::NotImplemented(
+                "SigV4a (AWS4-ECDSA-P256-SHA256) signatures are not supported by this proxy".into(),
+            ))
         } else if authz.starts_with("AWS ") {
             verify_v2(method, uri, headers, &query, V2Auth::Header(authz), ctx)
         } else {
@@ -171,7 +178,8 @@ fn check_signature(
     ctx: &VerifyContext<'_>,
 ) -> Result<SigningKey, Error> {
     let host = if headers.contains_key(header::HOST) { None } else { uri.authority().map(|a| a.as_str()) };
-    let creq = CanonicalRequest::new(method.as_str(), canonical_uri, canonical_query, headers, host, signed, payload_text);
+    let creq =
+        CanonicalRequest::new(method.as_str(), canonical_uri, canonical_query, headers, host, signed, payload_text);
     let sts = StringToSign::new(date, &cred.scope(), &creq);
     let key = ctx.keys.get(cred.date, cred.region);
     if key.verify_hex(sts.as_str().as_bytes(), provided) {
@@ -198,18 +206,26 @@ fn verify_header(
     let cred = auth.credential;
     if cred.service != "s3" {
         return Err(Error::AuthorizationHeaderMalformed(
-            format!("The authorization header is malformed; incorrect service \"{}\". This endpoint belongs to \"s3\".", cred.service).into(),
+            format!(
+                "The authorization header is malformed; incorrect service \"{}\". This endpoint belongs to \"s3\".",
+                cred.service
+            )
+            .into(),
         ));
     }
     check_access_key(&cred, ctx)?;
-    let date = headers
-        .get("x-amz-date")
-        .and_then(|v| v.to_str().ok())
-        .and_then(AmzDate::parse)
-        .ok_or_else(|| Error::AccessDenied("AWS authentication requires a valid Date or X-Amz-Date header".into()))?;
+    let date =
+        headers.get("x-amz-date").and_then(|v| v.to_str().ok()).and_then(AmzDate::parse).ok_or_else(|| {
+            Error::AccessDenied("AWS authentication requires a valid Date or X-Amz-Date header".into())
+        })?;
     if cred.date != date.date() {
         return Err(Error::AuthorizationHeaderMalformed(
-            format!("Invalid credential date \"{}\". This date is not the same as X-Amz-Date: \"{}\".", cred.date, date.date()).into(),
+            format!(
+                "Invalid credential date \"{}\". This date is not the same as X-Amz-Date: \"{}\".",
+                cred.date,
+                date.date()
+            )
+            .into(),
         ));
     }
     let skew = (ctx.now - date.datetime()).unsigned_abs();
@@ -228,8 +244,9 @@ fn verify_header(
         .ok_or_else(|| Error::InvalidRequest("Missing required header for this request: x-amz-content-sha256".into()))?
         .to_str()
         .unwrap_or("");
-    let payload = PayloadHash::parse(payload_text)
-        .ok_or_else(|| Error::InvalidArgument("x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-…, or a SHA256 value".into()))?;
+    let payload = PayloadHash::parse(payload_text).ok_or_else(|| {
+        Error::InvalidArgument("x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-…, or a SHA256 value".into())
+    })?;
     unsigned_amz_headers(headers, &auth.signed_headers)?;
 
     let canonical_uri = canonical_uri(uri.path());
@@ -255,7 +272,10 @@ fn verify_header(
             scope: cred.scope(),
             seed_signature: auth.signature.to_ascii_lowercase(),
         }),
-        PayloadHash::Unsigned | PayloadHash::Sha256(_) | PayloadHash::StreamingUnsignedTrailer | PayloadHash::StreamingEcdsa => None,
+        PayloadHash::Unsigned
+        | PayloadHash::Sha256(_)
+        | PayloadHash::StreamingUnsignedTrailer
+        | PayloadHash::StreamingEcdsa => None,
     };
     Ok(VerifiedRequest {
         kind: AuthKind::HeaderV4,
@@ -276,17 +296,16 @@ fn check_payload(method: &Method, headers: &HeaderMap, payload: PayloadHash) -> 
         .iter()
         .any(|v| v.to_str().is_ok_and(|s| s.to_ascii_lowercase().contains("chunked")));
     match payload {
-        PayloadHash::StreamingEcdsa => {
-            Err(Error::NotImplemented("SigV4a streaming payloads (STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD) are not supported by this proxy".into()))
-        }
+        PayloadHash::StreamingEcdsa => Err(Error::NotImplemented(
+            "SigV4a streaming payloads (STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD) are not supported by this proxy"
+                .into(),
+        )),
         PayloadHash::StreamingSigned | PayloadHash::StreamingSignedTrailer | PayloadHash::StreamingUnsignedTrailer => {
             let decoded = headers.get("x-amz-decoded-content-length").and_then(|v| v.to_str().ok());
             match decoded.map(str::parse::<u64>) {
                 None => Err(Error::MissingContentLength),
                 Some(Err(_)) => Err(Error::InvalidArgument("x-amz-decoded-content-length must be a number".into())),
-                Some(Ok(_)) if !has_length && !chunked_te => {
-                    Err(Error::MissingContentLength)
-                }
+                Some(Ok(_)) if !has_length && !chunked_te => Err(Error::MissingContentLength),
                 Some(Ok(_)) => Ok(()),
             }
         }
@@ -319,7 +338,9 @@ fn verify_presigned(
 ) -> Result<VerifiedRequest, Error> {
     let alg = query.get("X-Amz-Algorithm");
     if alg == Some("AWS4-ECDSA-P256-SHA256") {
-        return Err(Error::NotImplemented("SigV4a (AWS4-ECDSA-P256-SHA256) presigned URLs are not supported by this proxy".into()));
+        return Err(Error::NotImplemented(
+            "SigV4a (AWS4-ECDSA-P256-SHA256) presigned URLs are not supported by this proxy".into(),
+        ));
     }
     let p = PresignedV4::parse(|n| query.get(n)).map_err(|m| Error::AuthorizationQueryParametersError(m.into()))?;
     let cred = p.credential;
@@ -331,7 +352,12 @@ fn verify_presigned(
     check_access_key(&cred, ctx)?;
     if cred.date != p.date.date() {
         return Err(Error::AuthorizationQueryParametersError(
-            format!("Invalid credential date \"{}\". This date is not the same as X-Amz-Date: \"{}\".", cred.date, p.date.date()).into(),
+            format!(
+                "Invalid credential date \"{}\". This date is not the same as X-Amz-Date: \"{}\".",
+                cred.date,
+                p.date.date()
+            )
+            .into(),
         ));
     }
     let signed_at = p.date.datetime();
@@ -346,8 +372,11 @@ fn verify_presigned(
     }
     unsigned_amz_headers(headers, &p.signed_headers)?;
     let payload_text = p.content_sha256.unwrap_or(UNSIGNED_PAYLOAD);
-    let payload = PayloadHash::parse(payload_text)
-        .ok_or_else(|| Error::AuthorizationQueryParametersError("X-Amz-Content-Sha256 must be UNSIGNED-PAYLOAD or a SHA256 value".into()))?;
+    let payload = PayloadHash::parse(payload_text).ok_or_else(|| {
+        Error::AuthorizationQueryParametersError(
+            "X-Amz-Content-Sha256 must be UNSIGNED-PAYLOAD or a SHA256 value".into(),
+        )
+    })?;
     let canonical_uri = canonical_uri(uri.path());
     let canonical_query = query.canonical(|k| k == b"X-Amz-Signature");
     check_signature(
@@ -369,7 +398,9 @@ fn verify_presigned(
         | PayloadHash::StreamingSignedTrailer
         | PayloadHash::StreamingUnsignedTrailer
         | PayloadHash::StreamingEcdsa => {
-            return Err(Error::AuthorizationQueryParametersError("a presigned URL cannot carry a STREAMING-* payload".into()));
+            return Err(Error::AuthorizationQueryParametersError(
+                "a presigned URL cannot carry a STREAMING-* payload".into(),
+            ));
         }
     }
     let is_auth = |k: &[u8]| PRESIGNED_AUTH_PARAMS.iter().any(|a| a.as_bytes() == k);
@@ -401,7 +432,9 @@ fn v2_error(e: sigv2::V2Error, ctx: &VerifyContext<'_>, request_time: Option<&st
         E::MissingQueryParameter(_) => Error::AccessDenied(
             "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters".into(),
         ),
-        E::DuplicateQueryParameter(p) => Error::InvalidArgument(format!("The query parameter {p} appears more than once").into()),
+        E::DuplicateQueryParameter(p) => {
+            Error::InvalidArgument(format!("The query parameter {p} appears more than once").into())
+        }
         E::InvalidExpires => Error::AccessDenied("Invalid date (should be seconds since epoch)".into()),
         E::Expired => Error::AccessDenied("Request has expired".into()),
         E::MissingDate | E::InvalidDate => {
@@ -440,10 +473,16 @@ fn verify_v2(
     let (kind, access_key, signature, date_line) = match auth {
         V2Auth::Header(h) => {
             let a = sigv2::parse_authorization(h).map_err(|e| v2_error(e, ctx, None))?;
-            let raw_time = headers.get("x-amz-date").or_else(|| headers.get(header::DATE)).and_then(|v| v.to_str().ok());
+            let raw_time =
+                headers.get("x-amz-date").or_else(|| headers.get(header::DATE)).and_then(|v| v.to_str().ok());
             sigv2::check_header_time(&hdrs, now, i64::try_from(ctx.max_skew.as_secs()).unwrap_or(i64::MAX))
                 .map_err(|e| v2_error(e, ctx, raw_time))?;
-            (AuthKind::HeaderV2, a.access_key, std::borrow::Cow::Borrowed(a.signature), sigv2::DateLine::for_headers(&hdrs))
+            (
+                AuthKind::HeaderV2,
+                a.access_key,
+                std::borrow::Cow::Borrowed(a.signature),
+                sigv2::DateLine::for_headers(&hdrs),
+            )
         }
         V2Auth::Query => {
             let p = sigv2::parse_presigned(&pairs)
@@ -458,7 +497,14 @@ fn verify_v2(
     }
     // Borrow-checker friendly: the strings above borrow `pairs`/`headers`.
     let (access_key, signature) = (access_key.to_owned(), signature.into_owned());
-    let req = sigv2::V2Request { method: method.as_str(), raw_path: uri.path(), query: &pairs, headers: &hdrs, date_line, bucket: None };
+    let req = sigv2::V2Request {
+        method: method.as_str(),
+        raw_path: uri.path(),
+        query: &pairs,
+        headers: &hdrs,
+        date_line,
+        bucket: None,
+    };
     let sts = sigv2::StringToSign::new(&req);
     if !sigv2::verify(ctx.secret, &sts, &signature) {
         return Err(Error::SignatureDoesNotMatch {

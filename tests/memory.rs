@@ -21,9 +21,8 @@ const BLOCK: usize = 1 << 20;
 /// (a debug build is slow at per-byte loops), so no two neighbours match.
 fn block(i: usize) -> &'static [u8] {
     static BLOCKS: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
-    let blocks = BLOCKS.get_or_init(|| {
-        (0..4).map(|k| (0..BLOCK).map(|j| ((k * 31 + j * 7) % 253) as u8).collect()).collect()
-    });
+    let blocks =
+        BLOCKS.get_or_init(|| (0..4).map(|k| (0..BLOCK).map(|j| ((k * 31 + j * 7) % 253) as u8).collect()).collect());
     &blocks[i % 4]
 }
 
@@ -50,13 +49,13 @@ async fn spawn_proxy(origin: SocketAddr) -> Proxy {
             cmd.env(k, v);
         }
     }
-    let child = cmd.spawn().unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let proxy = Proxy(cmd.spawn().unwrap(), addr);
     for _ in 0..100 {
         if let Ok(r) = reqwest::get(format!("http://{addr}/healthz")).await
             && r.status() == 200
         {
-            return Proxy(child, addr);
+            return proxy;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -86,7 +85,9 @@ async fn one_gib_up_and_down_keeps_the_proxy_rss_flat() {
     // Warm up: one small PUT and GET so pools and buffers exist.
     let small = block(0);
     let hs = sign_headers("PUT", &addr.to_string(), "/mem/warm", &[], &sha256_hex(small), CAK, CSK, SystemTime::now());
-    let r = raw_exchange(addr, &head_for(addr, "PUT", "/mem/warm", &hs, &format!("Content-Length: {BLOCK}\r\n")), small).await;
+    let r =
+        raw_exchange(addr, &head_for(addr, "PUT", "/mem/warm", &hs, &format!("Content-Length: {BLOCK}\r\n")), small)
+            .await;
     assert_eq!(r.status, 200, "{}", r.body_str());
     let base = vm_hwm_kib(pid);
 
@@ -98,7 +99,9 @@ async fn one_gib_up_and_down_keeps_the_proxy_rss_flat() {
     let digest = hex::encode(hasher.finalize());
     let hs = sign_headers("PUT", &addr.to_string(), "/mem/big", &[], &digest, CAK, CSK, SystemTime::now());
     let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(head_for(addr, "PUT", "/mem/big", &hs, &format!("Content-Length: {GIB}\r\n")).as_bytes()).await.unwrap();
+    s.write_all(head_for(addr, "PUT", "/mem/big", &hs, &format!("Content-Length: {GIB}\r\n")).as_bytes())
+        .await
+        .unwrap();
     for i in 0..GIB / BLOCK {
         s.write_all(block(i)).await.unwrap();
     }
@@ -130,7 +133,11 @@ async fn one_gib_up_and_down_keeps_the_proxy_rss_flat() {
         got.update(&buf[..n]);
         n_body += n;
     }
-    assert!(String::from_utf8_lossy(&head).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head[..200.min(head.len())]));
+    assert!(
+        String::from_utf8_lossy(&head).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head[..200.min(head.len())])
+    );
     assert!(String::from_utf8_lossy(&head).to_ascii_lowercase().contains(&format!("content-length: {GIB}")));
     assert_eq!(n_body, GIB);
     assert_eq!(hex::encode(got.finalize()), digest, "GET returns the bytes that went up");
@@ -155,9 +162,19 @@ async fn one_gib_signed_chunked_upload_keeps_the_proxy_rss_flat() {
     let wire_len: usize = n_chunks * (format!("{CHUNK:x}").len() + 17 + 64 + 2 + CHUNK + 2) + (1 + 17 + 64 + 2 + 2);
     let dlen = GIB.to_string();
     let signed = [("content-encoding", "aws-chunked"), ("x-amz-decoded-content-length", dlen.as_str())];
-    let hs = sign_headers("PUT", &addr.to_string(), "/memchunk/big", &signed, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", CAK, CSK, SystemTime::now());
+    let hs = sign_headers(
+        "PUT",
+        &addr.to_string(),
+        "/memchunk/big",
+        &signed,
+        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+        CAK,
+        CSK,
+        SystemTime::now(),
+    );
     let date = hs.iter().find(|(k, _)| k == "x-amz-date").unwrap().1.clone();
-    let mut prev = hs.iter().find(|(k, _)| k == "authorization").unwrap().1.rsplit("Signature=").next().unwrap().to_string();
+    let mut prev =
+        hs.iter().find(|(k, _)| k == "authorization").unwrap().1.rsplit("Signature=").next().unwrap().to_string();
     let mut key = format!("AWS4{CSK}").into_bytes();
     for part in [&date[..8], "us-east-1", "s3", "aws4_request"] {
         let mut m = Hmac::<Sha256>::new_from_slice(&key).unwrap();
@@ -166,14 +183,20 @@ async fn one_gib_signed_chunked_upload_keeps_the_proxy_rss_flat() {
     }
     let empty = hex::encode(Sha256::digest(b""));
     let mut sign = |data: &[u8]| {
-        let sts = format!("AWS4-HMAC-SHA256-PAYLOAD\n{date}\n{}/us-east-1/s3/aws4_request\n{prev}\n{empty}\n{}", &date[..8], hex::encode(Sha256::digest(data)));
+        let sts = format!(
+            "AWS4-HMAC-SHA256-PAYLOAD\n{date}\n{}/us-east-1/s3/aws4_request\n{prev}\n{empty}\n{}",
+            &date[..8],
+            hex::encode(Sha256::digest(data))
+        );
         let mut m = Hmac::<Sha256>::new_from_slice(&key).unwrap();
         m.update(sts.as_bytes());
         prev = hex::encode(m.finalize().into_bytes());
         prev.clone()
     };
     let mut s = TcpStream::connect(addr).await.unwrap();
-    let extra = format!("Content-Length: {wire_len}\r\ncontent-encoding: aws-chunked\r\nx-amz-decoded-content-length: {dlen}\r\n");
+    let extra = format!(
+        "Content-Length: {wire_len}\r\ncontent-encoding: aws-chunked\r\nx-amz-decoded-content-length: {dlen}\r\n"
+    );
     s.write_all(head_for(addr, "PUT", "/memchunk/big", &hs, &extra).as_bytes()).await.unwrap();
     let mut whole = Sha256::new();
     for i in 0..n_chunks {

@@ -29,7 +29,14 @@ async fn crud_list_copy_range_and_multipart_through_the_proxy() {
     assert!(h.origin().head_bucket().bucket("bkt1").send().await.is_ok(), "bucket made at origin");
 
     let body = b"hello, world".repeat(100);
-    c.put_object().bucket("bkt1").key("dir/one.txt").content_type("text/plain").body(ByteStream::from(body.clone())).send().await.unwrap();
+    c.put_object()
+        .bucket("bkt1")
+        .key("dir/one.txt")
+        .content_type("text/plain")
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap();
     c.put_object().bucket("bkt1").key("dir/sub/two.txt").body(ByteStream::from_static(b"2")).send().await.unwrap();
     c.put_object().bucket("bkt1").key("top.txt").body(ByteStream::from_static(b"t")).send().await.unwrap();
     assert_eq!(h.origin_get("bkt1", "dir/one.txt").await, body);
@@ -61,7 +68,16 @@ async fn crud_list_copy_range_and_multipart_through_the_proxy() {
     let mut done = Vec::new();
     for (i, p) in parts.iter().enumerate() {
         let n = i as i32 + 1;
-        let r = c.upload_part().bucket("bkt1").key("big.bin").upload_id(id).part_number(n).body(ByteStream::from(p.clone())).send().await.unwrap();
+        let r = c
+            .upload_part()
+            .bucket("bkt1")
+            .key("big.bin")
+            .upload_id(id)
+            .part_number(n)
+            .body(ByteStream::from(p.clone()))
+            .send()
+            .await
+            .unwrap();
         done.push(CompletedPart::builder().part_number(n).e_tag(r.e_tag().unwrap()).build());
     }
     c.complete_multipart_upload()
@@ -85,7 +101,13 @@ async fn awkward_keys_round_trip_and_land_under_the_same_name() {
     c.create_bucket().bucket("keys").send().await.unwrap();
     for key in ["a b", "a+b", "a=b", "a$b", "a~b", "100%", "é", "日本/語", "a/../b", "x//y", "sp  two"] {
         let body = format!("body of {key}");
-        c.put_object().bucket("keys").key(key).body(ByteStream::from(body.clone().into_bytes())).send().await.unwrap_or_else(|e| panic!("put {key:?}: {e:?}"));
+        c.put_object()
+            .bucket("keys")
+            .key(key)
+            .body(ByteStream::from(body.clone().into_bytes()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put {key:?}: {e:?}"));
         let got = c.get_object().bucket("keys").key(key).send().await.unwrap_or_else(|e| panic!("get {key:?}: {e:?}"));
         assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), body.as_bytes(), "{key}");
         assert_eq!(h.origin_get("keys", key).await, body.as_bytes(), "origin holds {key:?} under that exact name");
@@ -105,7 +127,14 @@ async fn presigned_get_and_put() {
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     assert_eq!(h.origin_get("pre", "up load.txt").await, b"presigned body");
 
-    let get = c.get_object().bucket("pre").key("up load.txt").response_content_type("text/x-test").presigned(cfg).await.unwrap();
+    let get = c
+        .get_object()
+        .bucket("pre")
+        .key("up load.txt")
+        .response_content_type("text/x-test")
+        .presigned(cfg)
+        .await
+        .unwrap();
     let r = http.get(get.uri()).header("range", "bytes=0-8").send().await.unwrap();
     assert_eq!(r.status(), 206);
     assert_eq!(r.headers()["content-type"], "text/x-test", "response-* parameters reach the origin");
@@ -117,7 +146,8 @@ async fn wrong_secret_is_refused_and_nothing_is_stored() {
     let h = Harness::start().await;
     h.client().create_bucket().bucket("bkt").send().await.unwrap();
     let bad = h.client_with(CAK, "not-the-secret");
-    let (status, code) = error_code(bad.put_object().bucket("bkt").key("k").body(ByteStream::from_static(b"x")).send().await).await;
+    let (status, code) =
+        error_code(bad.put_object().bucket("bkt").key("k").body(ByteStream::from_static(b"x")).send().await).await;
     assert_eq!((status, code.as_str()), (403, "SignatureDoesNotMatch"));
     assert!(!h.origin_has("bkt", "k").await);
 
@@ -147,7 +177,8 @@ async fn unknown_key_skew_expiry_and_unsigned_amz_header_each_get_their_error() 
 
     let (s, code) = error_code(h.client_with("OTHERKEY", CSK).list_objects_v2().bucket("bkt").send().await).await;
     assert_eq!((s, code.as_str()), (403, "InvalidAccessKeyId"));
-    let (s, code) = error_code(h.client_with(&format!("{CAK}X"), CSK).list_objects_v2().bucket("bkt").send().await).await;
+    let (s, code) =
+        error_code(h.client_with(&format!("{CAK}X"), CSK).list_objects_v2().bucket("bkt").send().await).await;
     assert_eq!((s, code.as_str()), (403, "InvalidAccessKeyId"), "a key with our key as prefix is unknown");
 
     // A proxy whose clock is 20 minutes ahead sees the SDK's request as skewed.
@@ -160,7 +191,11 @@ async fn unknown_key_skew_expiry_and_unsigned_amz_header_each_get_their_error() 
     assert!(r.body_str().contains("<Code>RequestTimeTooSkewed</Code>"), "{}", r.body_str());
 
     // Expired presigned URL: signed 2 hours ago for 1 hour.
-    let cfg = PresigningConfig::builder().start_time(SystemTime::now() - Duration::from_secs(7200)).expires_in(Duration::from_secs(3600)).build().unwrap();
+    let cfg = PresigningConfig::builder()
+        .start_time(SystemTime::now() - Duration::from_secs(7200))
+        .expires_in(Duration::from_secs(3600))
+        .build()
+        .unwrap();
     let url = h.client().get_object().bucket("bkt").key("k").presigned(cfg).await.unwrap();
     let r = reqwest::get(url.uri()).await.unwrap();
     assert_eq!(r.status(), 403);
@@ -168,10 +203,15 @@ async fn unknown_key_skew_expiry_and_unsigned_amz_header_each_get_their_error() 
     assert!(t.contains("<Code>AccessDenied</Code>") && t.contains("expired"), "{t}");
 
     // An x-amz-* header that is present but unsigned.
-    let hs = sign_headers("GET", &h.proxy_addr.to_string(), "/bkt", &[], "UNSIGNED-PAYLOAD", CAK, CSK, SystemTime::now());
+    let hs =
+        sign_headers("GET", &h.proxy_addr.to_string(), "/bkt", &[], "UNSIGNED-PAYLOAD", CAK, CSK, SystemTime::now());
     let r = raw_get(h.proxy_addr, "/bkt", &hs, &[("x-amz-meta-sneaky", "1")]).await;
     assert_eq!(r.status, 403);
-    assert!(r.body_str().contains("<Code>AccessDenied</Code>") && r.body_str().contains("x-amz-meta-sneaky"), "{}", r.body_str());
+    assert!(
+        r.body_str().contains("<Code>AccessDenied</Code>") && r.body_str().contains("x-amz-meta-sneaky"),
+        "{}",
+        r.body_str()
+    );
 
     // Anonymous.
     let r = raw_get(h.proxy_addr, "/bkt", &[], &[]).await;
@@ -189,7 +229,12 @@ async fn unknown_key_skew_expiry_and_unsigned_amz_header_each_get_their_error() 
     assert!(r.body_str().contains("<Code>NotImplemented</Code>"));
 }
 
-async fn raw_get(addr: std::net::SocketAddr, path: &str, signed: &[(String, String)], extra: &[(&str, &str)]) -> RawResponse {
+async fn raw_get(
+    addr: std::net::SocketAddr,
+    path: &str,
+    signed: &[(String, String)],
+    extra: &[(&str, &str)],
+) -> RawResponse {
     let mut head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in signed {
         head += &format!("{k}: {v}\r\n");
@@ -217,12 +262,24 @@ async fn expect_100_continue_upload_is_refused_before_any_body_is_sent() {
     use tokio::io::AsyncWriteExt;
     let h = Harness::start().await;
     h.client().create_bucket().bucket("bkt").send().await.unwrap();
-    let hs = sign_headers("PUT", &h.proxy_addr.to_string(), "/bkt/k", &[], "UNSIGNED-PAYLOAD", CAK, "wrong", SystemTime::now());
+    let hs = sign_headers(
+        "PUT",
+        &h.proxy_addr.to_string(),
+        "/bkt/k",
+        &[],
+        "UNSIGNED-PAYLOAD",
+        CAK,
+        "wrong",
+        SystemTime::now(),
+    );
     let mut s = tokio::net::TcpStream::connect(h.proxy_addr).await.unwrap();
     s.write_all(put_head(h.proxy_addr, "/bkt/k", &hs, 10 << 20, true).as_bytes()).await.unwrap();
     // No body is written: the final answer must come without a 100 Continue.
     let mut buf = vec![0u8; 64];
-    let n = tokio::time::timeout(Duration::from_secs(5), tokio::io::AsyncReadExt::read(&mut s, &mut buf)).await.unwrap().unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), tokio::io::AsyncReadExt::read(&mut s, &mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     let first = String::from_utf8_lossy(&buf[..n]);
     assert!(first.starts_with("HTTP/1.1 403"), "got {first:?}");
     assert!(!h.origin_has("bkt", "k").await);
@@ -233,7 +290,16 @@ async fn client_that_sends_its_body_without_expect_still_reads_the_error() {
     let h = Harness::start().await;
     h.client().create_bucket().bucket("bkt").send().await.unwrap();
     let body = vec![b'z'; 20 << 20];
-    let hs = sign_headers("PUT", &h.proxy_addr.to_string(), "/bkt/k", &[], "UNSIGNED-PAYLOAD", CAK, "wrong", SystemTime::now());
+    let hs = sign_headers(
+        "PUT",
+        &h.proxy_addr.to_string(),
+        "/bkt/k",
+        &[],
+        "UNSIGNED-PAYLOAD",
+        CAK,
+        "wrong",
+        SystemTime::now(),
+    );
     let r = raw_exchange(h.proxy_addr, &put_head(h.proxy_addr, "/bkt/k", &hs, body.len(), false), &body).await;
     assert_eq!(r.status, 403, "{}", r.head);
     assert!(r.body_str().contains("SignatureDoesNotMatch"));
@@ -245,7 +311,16 @@ async fn wrong_payload_hash_is_refused_and_nothing_is_stored() {
     h.client().create_bucket().bucket("bkt").send().await.unwrap();
     let body = vec![b'q'; 3 << 20];
     let claimed = sha256_hex(b"something else");
-    let hs = sign_headers("PUT", &h.proxy_addr.to_string(), "/bkt/k", &[("content-length", &body.len().to_string())], &claimed, CAK, CSK, SystemTime::now());
+    let hs = sign_headers(
+        "PUT",
+        &h.proxy_addr.to_string(),
+        "/bkt/k",
+        &[("content-length", &body.len().to_string())],
+        &claimed,
+        CAK,
+        CSK,
+        SystemTime::now(),
+    );
     let hs: Vec<_> = hs.into_iter().filter(|(k, _)| k != "content-length").collect();
     let r = raw_exchange(h.proxy_addr, &put_head(h.proxy_addr, "/bkt/k", &hs, body.len(), false), &body).await;
     assert_eq!(r.status, 400, "{}", r.body_str());
@@ -265,7 +340,16 @@ async fn client_disconnect_mid_upload_stores_nothing() {
     use tokio::io::AsyncWriteExt;
     let h = Harness::start().await;
     h.client().create_bucket().bucket("bkt").send().await.unwrap();
-    let hs = sign_headers("PUT", &h.proxy_addr.to_string(), "/bkt/cut", &[], "UNSIGNED-PAYLOAD", CAK, CSK, SystemTime::now());
+    let hs = sign_headers(
+        "PUT",
+        &h.proxy_addr.to_string(),
+        "/bkt/cut",
+        &[],
+        "UNSIGNED-PAYLOAD",
+        CAK,
+        CSK,
+        SystemTime::now(),
+    );
     let mut s = tokio::net::TcpStream::connect(h.proxy_addr).await.unwrap();
     s.write_all(put_head(h.proxy_addr, "/bkt/cut", &hs, 8 << 20, false).as_bytes()).await.unwrap();
     s.write_all(&vec![b'x'; 1 << 20]).await.unwrap();
@@ -306,7 +390,11 @@ async fn healthz_ok_then_450_when_origin_stops_and_works_for_http10() {
 
 #[tokio::test]
 async fn healthz_is_nok_when_the_origin_refuses_the_proxy_credentials() {
-    let h = Harness::start_with(|v| v.iter_mut().filter(|(k, _)| k == "ORIGIN_SECRET_KEY").for_each(|(_, s)| *s = "wrong".into()), None).await;
+    let h = Harness::start_with(
+        |v| v.iter_mut().filter(|(k, _)| k == "ORIGIN_SECRET_KEY").for_each(|(_, s)| *s = "wrong".into()),
+        None,
+    )
+    .await;
     // s3s-fs answers HEAD / with 501 even before auth; probe a bucket instead.
     let h2 = Harness::start_with(
         |v| {

@@ -33,13 +33,20 @@ async fn v2_request(
 ) -> RawResponse {
     let date = http_date(OffsetDateTime::now_utc());
     let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map_or("", |(_, v)| *v);
-    let mut amz: Vec<(String, &str)> =
-        headers.iter().filter(|(k, _)| k.to_ascii_lowercase().starts_with("x-amz-")).map(|(k, v)| (k.to_ascii_lowercase(), *v)).collect();
+    let mut amz: Vec<(String, &str)> = headers
+        .iter()
+        .filter(|(k, _)| k.to_ascii_lowercase().starts_with("x-amz-"))
+        .map(|(k, v)| (k.to_ascii_lowercase(), *v))
+        .collect();
     amz.sort();
     let amz: String = amz.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
     let sts = format!("{method}\n{}\n{}\n{date}\n{amz}{resource}", get("content-md5"), get("content-type"));
     let sig = v2_sign(secret, &sts);
-    let mut head = format!("{method} {path_and_query} HTTP/1.1\r\nHost: {}\r\nDate: {date}\r\nAuthorization: AWS {CAK}:{sig}\r\nContent-Length: {}\r\nConnection: close\r\n", h.proxy_addr, body.len());
+    let mut head = format!(
+        "{method} {path_and_query} HTTP/1.1\r\nHost: {}\r\nDate: {date}\r\nAuthorization: AWS {CAK}:{sig}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        h.proxy_addr,
+        body.len()
+    );
     for (k, v) in headers {
         head += &format!("{k}: {v}\r\n");
     }
@@ -54,7 +61,16 @@ async fn v2_header_put_get_with_special_keys_subresources_and_response_params() 
 
     // Key "a b+c=é&.txt" as an SDK encodes it on the wire.
     let wire = "/v2bucket/a%20b%2Bc%3D%C3%A9%26.txt";
-    let r = v2_request(&h, "PUT", wire, wire, &[("Content-Type", "text/plain"), ("x-amz-meta-color", "blue")], b"v2 body", CSK).await;
+    let r = v2_request(
+        &h,
+        "PUT",
+        wire,
+        wire,
+        &[("Content-Type", "text/plain"), ("x-amz-meta-color", "blue")],
+        b"v2 body",
+        CSK,
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body_str());
     assert_eq!(h.origin_get("v2bucket", "a b+c=é&.txt").await, b"v2 body");
     let head = h.origin().head_object().bucket("v2bucket").key("a b+c=é&.txt").send().await.unwrap();
@@ -84,7 +100,13 @@ async fn v2_presigned_get_with_response_content_disposition() {
     let h = Harness::start().await;
     let c = h.client();
     c.create_bucket().bucket("v2pre").send().await.unwrap();
-    c.put_object().bucket("v2pre").key("file name.txt").body(aws_sdk_s3::primitives::ByteStream::from_static(b"shared")).send().await.unwrap();
+    c.put_object()
+        .bucket("v2pre")
+        .key("file name.txt")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"shared"))
+        .send()
+        .await
+        .unwrap();
     let expires = OffsetDateTime::now_utc().unix_timestamp() + 600;
     let disp = "attachment; filename=\"x.txt\"";
     let sts = format!("GET\n\n\n{expires}\n/v2pre/file%20name.txt?response-content-disposition={disp}");
@@ -104,7 +126,8 @@ async fn v2_presigned_get_with_response_content_disposition() {
     // Expired.
     let past = OffsetDateTime::now_utc().unix_timestamp() - 10;
     let sig = v2_sign(CSK, &format!("GET\n\n\n{past}\n/v2pre/file%20name.txt"));
-    let url = format!("{}/v2pre/file%20name.txt?AWSAccessKeyId={CAK}&Expires={past}&Signature={}", h.endpoint(), enc(&sig));
+    let url =
+        format!("{}/v2pre/file%20name.txt?AWSAccessKeyId={CAK}&Expires={past}&Signature={}", h.endpoint(), enc(&sig));
     let r = reqwest::get(&url).await.unwrap();
     assert_eq!(r.status(), 403);
     let t = r.text().await.unwrap();
@@ -124,7 +147,9 @@ async fn v2_wrong_secret_and_unknown_key_get_their_errors_and_nothing_is_stored(
 
     let date = http_date(OffsetDateTime::now_utc());
     let sig = v2_sign(CSK, &format!("GET\n\n\n{date}\n/v2neg"));
-    let head = format!("GET /v2neg HTTP/1.1\r\nHost: x\r\nDate: {date}\r\nAuthorization: AWS {CAK}EXTRA:{sig}\r\nConnection: close\r\n\r\n");
+    let head = format!(
+        "GET /v2neg HTTP/1.1\r\nHost: x\r\nDate: {date}\r\nAuthorization: AWS {CAK}EXTRA:{sig}\r\nConnection: close\r\n\r\n"
+    );
     let r = raw_exchange(h.proxy_addr, &head, b"").await;
     assert_eq!(r.status, 403);
     assert!(r.body_str().contains("<Code>InvalidAccessKeyId</Code>"), "{}", r.body_str());
@@ -132,7 +157,9 @@ async fn v2_wrong_secret_and_unknown_key_get_their_errors_and_nothing_is_stored(
     // A Date 20 minutes old is skewed.
     let old = http_date(OffsetDateTime::now_utc() - time::Duration::minutes(20));
     let sig = v2_sign(CSK, &format!("GET\n\n\n{old}\n/v2neg"));
-    let head = format!("GET /v2neg HTTP/1.1\r\nHost: x\r\nDate: {old}\r\nAuthorization: AWS {CAK}:{sig}\r\nConnection: close\r\n\r\n");
+    let head = format!(
+        "GET /v2neg HTTP/1.1\r\nHost: x\r\nDate: {old}\r\nAuthorization: AWS {CAK}:{sig}\r\nConnection: close\r\n\r\n"
+    );
     let r = raw_exchange(h.proxy_addr, &head, b"").await;
     assert_eq!(r.status, 403);
     assert!(r.body_str().contains("<Code>RequestTimeTooSkewed</Code>"), "{}", r.body_str());

@@ -103,7 +103,9 @@ fn query() -> impl Strategy<Value = Vec<(String, String, bool)>> {
     prop::collection::vec(
         (query_key(), prop_oneof![1 => Just(String::new()), 3 => text(KEY_CHARS, 0..10)], any::<bool>()).prop_map(
             // A key without `=` has an empty value on both sides.
-            |(k, v, eq)| if eq || !v.is_empty() { (k, v, true) } else { (k, v, false) },
+            |(k, v, eq)| {
+                if eq || !v.is_empty() { (k, v, true) } else { (k, v, false) }
+            },
         ),
         0..6,
     )
@@ -408,12 +410,16 @@ fn check(r: &GenRequest, loc: SignatureLocation) -> Result<(), TestCaseError> {
 
         let bad = with_mutated_signature(&view, &signed.signature, loc);
         match run_verify(r, &bad) {
-            Ok(_) => return Err(TestCaseError::fail(format!("{view_name} {loc:?}: a mutated signature verified"))),
+            Ok(_) => {
+                return Err(TestCaseError::fail(format!("{view_name} {loc:?}: a mutated signature verified")));
+            }
             Err(e) => prop_assert_eq!(code(&e), (403, "SignatureDoesNotMatch"), "{:?}", e),
         }
         let bad = with_mutated_path(&view);
         match run_verify(r, &bad) {
-            Ok(_) => return Err(TestCaseError::fail(format!("{view_name} {loc:?}: a mutated path verified"))),
+            Ok(_) => {
+                return Err(TestCaseError::fail(format!("{view_name} {loc:?}: a mutated path verified")));
+            }
             Err(e) => prop_assert_eq!(code(&e), (403, "SignatureDoesNotMatch"), "{:?}", e),
         }
     }

@@ -41,7 +41,12 @@ impl Chain {
         let date = get("x-amz-date");
         let auth = get("authorization");
         let prev = auth.rsplit("Signature=").next().unwrap().to_string();
-        Self { key: signing_key(secret, &date[..8]), scope: format!("{}/us-east-1/s3/aws4_request", &date[..8]), date, prev }
+        Self {
+            key: signing_key(secret, &date[..8]),
+            scope: format!("{}/us-east-1/s3/aws4_request", &date[..8]),
+            date,
+            prev,
+        }
     }
     pub fn chunk(&mut self, data: &[u8]) -> String {
         let sts = format!(
@@ -80,7 +85,14 @@ fn checksum_sha256(data: &[u8]) -> String {
 }
 
 /// The whole request (head + aws-chunked body) for `data` in `mode`.
-fn chunked_request(addr: std::net::SocketAddr, path: &str, data: &[u8], chunk: usize, mode: Mode, secret_for_sig: &str) -> (String, Vec<u8>) {
+fn chunked_request(
+    addr: std::net::SocketAddr,
+    path: &str,
+    data: &[u8],
+    chunk: usize,
+    mode: Mode,
+    secret_for_sig: &str,
+) -> (String, Vec<u8>) {
     let payload = match mode {
         Mode::Signed => "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
         Mode::SignedTrailer => "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
@@ -88,7 +100,8 @@ fn chunked_request(addr: std::net::SocketAddr, path: &str, data: &[u8], chunk: u
     };
     let trailer_line = format!("x-amz-checksum-sha256:{}", checksum_sha256(data));
     let dlen = data.len().to_string();
-    let mut signed: Vec<(&str, &str)> = vec![("content-encoding", "aws-chunked"), ("x-amz-decoded-content-length", &dlen)];
+    let mut signed: Vec<(&str, &str)> =
+        vec![("content-encoding", "aws-chunked"), ("x-amz-decoded-content-length", &dlen)];
     if mode != Mode::Signed {
         signed.push(("x-amz-trailer", "x-amz-checksum-sha256"));
     }
@@ -166,7 +179,12 @@ async fn every_mode_uploads_and_reads_back_byte_identical() {
         assert_eq!(r.status, 200, "{key}: {}", r.body_str());
     }
     // 3. signed chunks, 4. signed chunks + signed trailer, 5. unsigned trailer (TE: chunked, no Content-Length).
-    for (key, mode, te) in [("m3", Mode::Signed, false), ("m4", Mode::SignedTrailer, false), ("m5", Mode::UnsignedTrailer, true), ("m5cl", Mode::UnsignedTrailer, false)] {
+    for (key, mode, te) in [
+        ("m3", Mode::Signed, false),
+        ("m4", Mode::SignedTrailer, false),
+        ("m5", Mode::UnsignedTrailer, true),
+        ("m5cl", Mode::UnsignedTrailer, false),
+    ] {
         let path = format!("/modes/{key}");
         let (head, body) = chunked_request(h.proxy_addr, &path, &data, 65536, mode, CSK);
         let r = send(h.proxy_addr, head, &body, te).await;
@@ -206,7 +224,10 @@ async fn tampered_chunk_trailer_and_short_body_fail_and_store_nothing() {
 
     // A body shorter than x-amz-decoded-content-length says (framing intact).
     let (head, body) = chunked_request(h.proxy_addr, "/bad/short", &data, 65536, Mode::Signed, CSK);
-    let head = head.replace(&format!("x-amz-decoded-content-length: {}", data.len()), &format!("x-amz-decoded-content-length: {}", data.len() + 1));
+    let head = head.replace(
+        &format!("x-amz-decoded-content-length: {}", data.len()),
+        &format!("x-amz-decoded-content-length: {}", data.len() + 1),
+    );
     let r = send(h.proxy_addr, head, &body, false).await;
     assert!(r.status >= 400, "{}", r.body_str());
     assert!(!h.origin_has("bad", "short").await);
@@ -225,7 +246,16 @@ async fn tampered_chunk_trailer_and_short_body_fail_and_store_nothing() {
 #[tokio::test]
 async fn streaming_without_decoded_length_is_refused() {
     let h = Harness::start().await;
-    let hs = sign_headers("PUT", &h.proxy_addr.to_string(), "/x/y", &[], "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", CAK, CSK, SystemTime::now());
+    let hs = sign_headers(
+        "PUT",
+        &h.proxy_addr.to_string(),
+        "/x/y",
+        &[],
+        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+        CAK,
+        CSK,
+        SystemTime::now(),
+    );
     let mut head = format!("PUT /x/y HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: 0\r\n", h.proxy_addr);
     for (k, v) in &hs {
         head += &format!("{k}: {v}\r\n");

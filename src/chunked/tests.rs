@@ -32,12 +32,7 @@ fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32
 fn origin_chain() -> ChunkChain {
     let key = signing_key("origin/SECRET+key", "20240229", "eu-west-3", "s3");
     let seed = hex::encode(Sha256::digest(b"origin seed"));
-    ChunkChain::new(
-        key,
-        "20240229T120000Z",
-        "20240229/eu-west-3/s3/aws4_request",
-        &seed,
-    )
+    ChunkChain::new(key, "20240229T120000Z", "20240229/eu-west-3/s3/aws4_request", &seed)
 }
 
 type Trailers = Vec<(String, String)>;
@@ -66,27 +61,9 @@ fn vector(name: &str) -> Vector {
     let data = body["repeat"].as_str().unwrap().repeat(len).into_bytes();
     let sizes: Vec<usize> = serde_json::from_value(body["chunk_sizes"].clone()).unwrap();
     let trailers: Option<Trailers> = serde_json::from_value(body["trailers"].clone()).unwrap();
-    let mode = if trailers.is_some() {
-        Mode::SignedTrailer
-    } else {
-        Mode::Signed
-    };
-    let wire = encode(
-        &sizes,
-        &data,
-        Some(&mut chain.clone()),
-        trailers.as_deref(),
-        false,
-    );
-    Vector {
-        json,
-        chain,
-        sizes,
-        data,
-        trailers,
-        mode,
-        wire,
-    }
+    let mode = if trailers.is_some() { Mode::SignedTrailer } else { Mode::Signed };
+    let wire = encode(&sizes, &data, Some(&mut chain.clone()), trailers.as_deref(), false);
+    Vector { json, chain, sizes, data, trailers, mode, wire }
 }
 
 /// Test-side encoder. `chain` None = unsigned chunks; `minio` = trailer lines end "\n", then "\r\n".
@@ -101,9 +78,7 @@ fn encode(
     for &n in sizes {
         let d = &data[pos..pos + n];
         pos += n;
-        let ext = chain
-            .as_deref_mut()
-            .map(|c| format!(";chunk-signature={}", c.next_chunk_signature(d)));
+        let ext = chain.as_deref_mut().map(|c| format!(";chunk-signature={}", c.next_chunk_signature(d)));
         w.extend(format!("{n:x}{}\r\n", ext.unwrap_or_default()).bytes());
         if n > 0 {
             w.extend([d, b"\r\n"].concat());
@@ -111,17 +86,12 @@ fn encode(
     }
     if let Some(trailers) = trailers {
         let eol = if minio { "\n" } else { "\r\n" };
-        trailers
-            .iter()
-            .for_each(|(k, v)| w.extend(format!("{k}:{v}{eol}").bytes()));
+        trailers.iter().for_each(|(k, v)| w.extend(format!("{k}:{v}{eol}").bytes()));
         if minio {
             w.extend(b"\r\n");
         }
         if let Some(c) = chain {
-            let canonical: String = trailers
-                .iter()
-                .map(|(k, v)| format!("{k}:{}\n", v.trim()))
-                .collect();
+            let canonical: String = trailers.iter().map(|(k, v)| format!("{k}:{}\n", v.trim())).collect();
             let sig = c.trailer_signature(canonical.as_bytes());
             w.extend(format!("x-amz-trailer-signature:{sig}\r\n").bytes());
         }
@@ -160,12 +130,7 @@ struct Cfg {
 }
 
 fn cfg(mode: Mode, client: Option<ChunkChain>, decoded: Option<u64>) -> Cfg {
-    Cfg {
-        mode,
-        client,
-        decoded,
-        ..Cfg::default()
-    }
+    Cfg { mode, client, decoded, ..Cfg::default() }
 }
 
 fn cat(a: &[u8], b: &[u8]) -> Vec<u8> {
@@ -176,10 +141,7 @@ impl Cfg {
     /// As in production: client chain, origin chain, decoded length known.
     fn resign(v: &Vector) -> Cfg {
         let origin = Some(origin_chain());
-        Cfg {
-            origin,
-            ..cfg(v.mode, Some(v.chain.clone()), Some(v.data.len() as u64))
-        }
+        Cfg { origin, ..cfg(v.mode, Some(v.chain.clone()), Some(v.data.len() as u64)) }
     }
 
     /// Runs `wire` split at `cuts`; returns the output and the error, if any.
@@ -187,18 +149,9 @@ impl Cfg {
         let mut cuts: Vec<usize> = cuts.iter().map(|&c| c.min(wire.len())).collect();
         cuts.extend([0, wire.len()]);
         cuts.sort_unstable();
-        let pieces = cuts
-            .windows(2)
-            .map(|w| Ok::<_, Infallible>(Bytes::copy_from_slice(&wire[w[0]..w[1]])));
+        let pieces = cuts.windows(2).map(|w| Ok::<_, Infallible>(Bytes::copy_from_slice(&wire[w[0]..w[1]])));
         let c = self.clone();
-        let mut rw = AwsChunkedRewriter::new(
-            stream::iter(pieces),
-            c.mode,
-            c.client,
-            c.origin,
-            c.decoded,
-            c.limits,
-        );
+        let mut rw = AwsChunkedRewriter::new(stream::iter(pieces), c.mode, c.client, c.origin, c.decoded, c.limits);
         let mut out = Vec::new();
         while let Some(item) = next(&mut rw) {
             match item {
@@ -255,17 +208,8 @@ fn rewrite_vectors_to_origin_chain() {
         assert_eq!(out.len(), v.wire.len(), "{name}: same length");
         assert_eq!(decode_ref(&out).0, v.data);
         let mut origin = origin_chain();
-        let expected = encode(
-            &v.sizes,
-            &v.data,
-            Some(&mut origin),
-            v.trailers.as_deref(),
-            false,
-        );
-        assert_eq!(
-            out, expected,
-            "{name}: output is the origin-signed encoding"
-        );
+        let expected = encode(&v.sizes, &v.data, Some(&mut origin), v.trailers.as_deref(), false);
+        assert_eq!(out, expected, "{name}: output is the origin-signed encoding");
         // The output verifies with the origin chain as "client" (verify-only passes it through)...
         let verify = cfg(v.mode, Some(origin_chain()), Some(v.data.len() as u64));
         assert_eq!(verify.ok(&out, &[]), out);
@@ -285,9 +229,7 @@ fn byte_by_byte_and_zero_copy() {
     let input = Bytes::from(v.wire.clone());
     let inner = stream::iter([Ok::<_, Infallible>(input.clone())]);
     let mut rw = AwsChunkedRewriter::new(inner, c.mode, c.client, c.origin, None, c.limits);
-    let items: Vec<Bytes> = std::iter::from_fn(|| next(&mut rw))
-        .map(Result::unwrap)
-        .collect();
+    let items: Vec<Bytes> = std::iter::from_fn(|| next(&mut rw)).map(Result::unwrap).collect();
     let data = items.iter().find(|b| b.len() == 65536).unwrap();
     assert_eq!(data.as_ptr(), input[88..].as_ptr());
 }
@@ -302,11 +244,7 @@ fn tampering_is_rejected_before_emission() {
         let chunk2 = 88 + 65536 + 2; // start of the 1024-byte chunk
         let last = chunk2 + 86 + 1024 + 2; // start of the 0-size chunk
         // (tampered byte, emitted bytes at most): data, signature, final chunk's signature.
-        let mut cases = vec![
-            (chunk2 + 600, chunk2),
-            (chunk2 + 30, chunk2),
-            (last + 20, last),
-        ];
+        let mut cases = vec![(chunk2 + 600, chunk2), (chunk2 + 30, chunk2), (last + 20, last)];
         if v.mode == SignedTrailer {
             cases.extend([(last + 84 + 25, last), (v.wire.len() - 10, last)]); // value, signature
         }
@@ -317,11 +255,7 @@ fn tampering_is_rejected_before_emission() {
                 let (out, err) = c.run(&bad, &cuts);
                 let err = err.unwrap_or_else(|| panic!("{name}: tampered byte {at} accepted"));
                 assert!(err.is_signature_mismatch(), "{name} @{at}: {err}");
-                assert!(
-                    out.len() <= max,
-                    "{name} @{at}: {} bytes emitted",
-                    out.len()
-                );
+                assert!(out.len() <= max, "{name} @{at}: {} bytes emitted", out.len());
                 assert_eq!(out, good[..out.len()]);
             }
         }
@@ -371,16 +305,11 @@ proptest! {
 
 #[test]
 fn trailer_wire_forms() {
-    let trailers: [(String, String); 2] = [
-        ("x-amz-checksum-crc32c".into(), "sOO8/Q==".into()),
-        ("x-amz-meta-a".into(), "b".into()),
-    ];
-    for (mode, minio) in [
-        (SignedTrailer, false),
-        (SignedTrailer, true),
-        (UnsignedTrailer, false),
-        (UnsignedTrailer, true),
-    ] {
+    let trailers: [(String, String); 2] =
+        [("x-amz-checksum-crc32c".into(), "sOO8/Q==".into()), ("x-amz-meta-a".into(), "b".into())];
+    for (mode, minio) in
+        [(SignedTrailer, false), (SignedTrailer, true), (UnsignedTrailer, false), (UnsignedTrailer, true)]
+    {
         let mut signer = origin_chain();
         let signing = (mode == SignedTrailer).then_some(&mut signer);
         let wire = encode(&[10, 0], &[b'x'; 10], signing, Some(&trailers), minio);
@@ -403,10 +332,7 @@ fn trailer_wire_forms() {
 fn rejects_bad_framing_and_limits() {
     let v = vector(CHUNKED);
     let (w, last) = (&v.wire, v.wire.len() - 86); // `last`: start of the 0-size chunk
-    let (s, u) = (
-        cfg(Signed, Some(v.chain.clone()), None),
-        cfg(UnsignedTrailer, None, None),
-    );
+    let (s, u) = (cfg(Signed, Some(v.chain.clone()), None), cfg(UnsignedTrailer, None, None));
     let no_chain = cfg(Signed, None, None);
     let header = |size: &str| format!("{size};chunk-signature={}\r\n", "0".repeat(64)).into_bytes();
     let mut no_crlf = w.clone();
@@ -416,25 +342,13 @@ fn rejects_bad_framing_and_limits() {
         (&s, header("1000001"), "ChunkTooLarge { size: 16777217 }"), // 16 MiB + 1, no data
         (&s, header("1000000"), "UnexpectedEof"),    // exactly 16 MiB is fine
         (&u, b"ffffffffffffffffffff\r\n".to_vec(), "ChunkTooLarge"), // u64 overflow
-        (
-            &u,
-            cat(b"0\r\nx-amz-meta-a:", &[b'v'; 17000]),
-            "TrailerTooLarge",
-        ),
-        (
-            &u,
-            cat(b"0\r\n", &b"a:0123456789\r\n".repeat(1200)),
-            "TrailerTooLarge",
-        ),
+        (&u, cat(b"0\r\nx-amz-meta-a:", &[b'v'; 17000]), "TrailerTooLarge"),
+        (&u, cat(b"0\r\n", &b"a:0123456789\r\n".repeat(1200)), "TrailerTooLarge"),
         (&u, b"0\r\nno-colon\r\n\r\n".to_vec(), "BadTrailer"),
         (&s, cat(&w[..w.len() - 2], b"x:y\r\n\r\n"), "BadTrailer"), // trailer in Signed mode
         (&s, no_crlf, "BadChunkTerminator"),
         (&s, cat(b"g", &w[5..]), "BadChunkHeader"),
-        (
-            &s,
-            cat(b"10000;chunk-signaturE=", &w[22..]),
-            "BadChunkHeader",
-        ),
+        (&s, cat(b"10000;chunk-signaturE=", &w[22..]), "BadChunkHeader"),
         (&s, cat(b"10000 ", &w[5..]), "BadChunkHeader"),
         (&no_chain, w.clone(), "MissingChain"),
     ];
@@ -446,10 +360,7 @@ fn rejects_bad_framing_and_limits() {
     }
     // Errors found at the end withhold the final section; length errors withhold the chunk.
     let (out, err) = s.run(&cat(w, b"x"), &[]);
-    assert_eq!(
-        (out.len(), format!("{err:?}")),
-        (last, "Some(TrailingData)".into())
-    );
+    assert_eq!((out.len(), format!("{err:?}")), (last, "Some(TrailingData)".into()));
     for (decoded, emitted) in [(66559, 65626), (66561, last)] {
         let (out, err) = cfg(Signed, Some(v.chain.clone()), Some(decoded)).run(w, &[]);
         let want = format!("Some(DecodedLengthMismatch {{ expected: {decoded}, actual: 66560 }})");
@@ -459,19 +370,9 @@ fn rejects_bad_framing_and_limits() {
 
 #[test]
 fn upstream_error_ends_stream() {
-    let items = [
-        Ok(Bytes::from_static(b"3\r\nab")),
-        Err(std::io::Error::other("reset")),
-    ];
+    let items = [Ok(Bytes::from_static(b"3\r\nab")), Err(std::io::Error::other("reset"))];
     let limits = Limits::default();
-    let mut rw = AwsChunkedRewriter::new(
-        stream::iter(items),
-        UnsignedTrailer,
-        None,
-        None,
-        None,
-        limits,
-    );
+    let mut rw = AwsChunkedRewriter::new(stream::iter(items), UnsignedTrailer, None, None, None, limits);
     assert_eq!(next(&mut rw).unwrap().unwrap(), "3\r\n");
     assert_eq!(next(&mut rw).unwrap().unwrap(), "ab");
     let err = next(&mut rw).unwrap().unwrap_err();
@@ -488,17 +389,11 @@ fn upstream_error_ends_stream() {
 fn memory_stays_bounded() {
     let sizes: Vec<usize> = std::iter::repeat_n(1000, 64).chain([0]).collect();
     let wire = encode(&sizes, &[7; 64000], Some(&mut origin_chain()), None, false);
-    let limits = Limits {
-        max_chunk: 1000,
-        ..Limits::default()
-    };
+    let limits = Limits { max_chunk: 1000, ..Limits::default() };
     for piece in [wire.len(), 4096, 333, 1] {
-        let pieces = wire
-            .chunks(piece)
-            .map(|c| Ok::<_, Infallible>(Bytes::copy_from_slice(c)));
+        let pieces = wire.chunks(piece).map(|c| Ok::<_, Infallible>(Bytes::copy_from_slice(c)));
         let client = Some(origin_chain());
-        let mut rw =
-            AwsChunkedRewriter::new(stream::iter(pieces), Signed, client, None, None, limits);
+        let mut rw = AwsChunkedRewriter::new(stream::iter(pieces), Signed, client, None, None, limits);
         let mut total = 0;
         while let Some(b) = next(&mut rw) {
             total += b.unwrap().len();

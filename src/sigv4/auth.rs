@@ -103,7 +103,25 @@ impl<'a> SignedHeaders<'a> {
         for name in s.split(';') {
             let ok = !name.is_empty()
                 && name.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.' | b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'^' | b'`' | b'|' | b'~')
+                    b.is_ascii_lowercase()
+                        || b.is_ascii_digit()
+                        || matches!(
+                            b,
+                            b'-' | b'_'
+                                | b'.'
+                                | b'!'
+                                | b'#'
+                                | b'$'
+                                | b'%'
+                                | b'&'
+                                | b'\''
+                                | b'*'
+                                | b'+'
+                                | b'^'
+                                | b'`'
+                                | b'|'
+                                | b'~'
+                        )
                 });
             if !ok {
                 return Err("SignedHeaders must list lower-case header names separated by ';'");

@@ -1,12 +1,12 @@
 //! The SigV4 core, pure: no HTTP server or client, no clock. Each stage is a
 //! type that prints (`Display`) and is tested on its own.
 //!
-//! - [`auth`]: parsers for the `Authorization` header and the presigned query.
-//! - [`date`]: `x-amz-date`.
-//! - [`payload`]: the `x-amz-content-sha256` modes.
-//! - [`encode`]: S3 URI encoding (decode once, encode once, never normalize).
-//! - [`canonical`]: [`CanonicalRequest`] and [`StringToSign`].
-//! - [`key`]: signing-key derivation and its per-day cache.
+//! - [`auth`] — parsers for the `Authorization` header and the presigned query.
+//! - [`date`] — `x-amz-date`.
+//! - [`payload`] — the `x-amz-content-sha256` modes.
+//! - [`encode`] — S3 URI encoding (decode once, encode once, never normalize).
+//! - [`canonical`] — [`CanonicalRequest`] and [`StringToSign`].
+//! - [`key`] — signing-key derivation and its per-day cache.
 //!
 //! <https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-authenticating-requests.html>
 
