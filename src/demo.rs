@@ -12,7 +12,7 @@ use s3s::service::S3ServiceBuilder;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
-use crate::config::{Config, Secret};
+use crate::config::Config;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -88,7 +88,6 @@ pub async fn run_demo() -> Result<(), BoxError> {
     ])?;
     let listener = TcpListener::bind(config.listen).await?;
     let endpoint = format!("http://{}", listener.local_addr()?);
-    let _ = Secret::new(""); // the demo's secrets are printed on purpose below; real ones never are
     println!(
         "s3-resign-proxy demo\n\
          \n  proxy endpoint : {endpoint}\

@@ -114,8 +114,11 @@ impl Drop for Harness {
     }
 }
 
-pub async fn start_proxy(vars: Vec<(String, String)>, clock: Option<Arc<dyn Clock>>) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let config = Config::from_iter(vars).expect("valid config");
+pub async fn start_proxy(
+    vars: Vec<(String, String)>,
+    clock: Option<Arc<dyn Clock>>,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let config = Config::from_vars(vars).expect("valid config");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let state = match clock {
@@ -178,7 +181,8 @@ pub fn sign_headers(
     let mut all: Vec<(&str, &str)> = vec![("host", host)];
     all.extend_from_slice(headers);
     let uri = format!("http://{host}{path_and_query}");
-    let req = SignableRequest::new(method, uri, all.into_iter(), SignableBody::Precomputed(payload_hash.to_string())).unwrap();
+    let req = SignableRequest::new(method, uri, all.into_iter(), SignableBody::Precomputed(payload_hash.to_string()))
+        .unwrap();
     let (instr, _sig) = sign(req, &params).unwrap().into_parts();
     let (hs, _qs) = instr.into_parts();
     hs.into_iter().map(|h| (h.name().to_string(), h.value().to_string())).collect()
@@ -233,7 +237,11 @@ pub async fn read_response(s: &mut TcpStream) -> RawResponse {
             }
             let len = head
                 .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                })
                 .unwrap_or(0);
             while buf.len() < pos + 4 + len {
                 let n = tokio::time::timeout_at(deadline, s.read(&mut tmp)).await.expect("body in time").unwrap_or(0);

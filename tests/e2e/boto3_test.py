@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """boto3: objects with metadata, managed multipart transfers, pagination over 1,500 keys, batch delete,
-copy, presigned URLs (SigV4 and the SigV2 default) fetched with curl, awkward keys, wrong credentials."""
+copy, presigned URLs (SigV4, and the SigV2 default for GET and PUT, expired SigV2) fetched with curl, awkward
+keys, wrong credentials."""
 
 import concurrent.futures as cf
 import hashlib
 import os
 import subprocess
+import time
 
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
@@ -215,15 +217,53 @@ def main():
 
     t.run_test("boto3/neg-presigned-v4-tampered", presigned_v4_tampered)
 
+    # boto3's default config presigns with SigV2 against a custom endpoint (issue 4)
+    def assert_sigv2_url(url):
+        q = url.split("?", 1)[1] if "?" in url else ""
+        assert "AWSAccessKeyId=" in q and "Signature=" in q and "Expires=" in q and "X-Amz-" not in q, \
+            f"default generate_presigned_url is not a SigV2 URL: {url}"
+
     def presigned_default_v2():
         url = s3.generate_presigned_url("get_object", Params={"Bucket": B, "Key": "meta/obj.json"}, ExpiresIn=300)
-        kind = "SigV2" if "AWSAccessKeyId=" in url else "SigV4"
+        assert_sigv2_url(url)
         p = curl("-o", "-", "-w", "\n%{http_code}", url)
         out, _, code = p.stdout.rpartition(b"\n")
-        assert code == b"200", f"{kind} presigned GET gave HTTP {code.decode()}: {out[:300]!r}"
+        assert code == b"200", f"SigV2 presigned GET gave HTTP {code.decode()}: {out[:300]!r}"
         assert out == body, "presigned GET body differs"
 
     t.run_test("boto3/presigned-default-sigv2-get", presigned_default_v2)
+
+    def presigned_default_v2_put():
+        key = "presigned/v2 put é+&=.bin"
+        url = s3.generate_presigned_url("put_object", Params={"Bucket": B, "Key": key}, ExpiresIn=300)
+        assert_sigv2_url(url)
+        src = os.path.join(W, "presigned-v2-put.bin")
+        data = os.urandom(70000)
+        open(src, "wb").write(data)
+        p = curl("-T", src, "-o", "-", "-w", "\n%{http_code}", url)
+        out, _, code = p.stdout.rpartition(b"\n")
+        assert code == b"200", f"SigV2 presigned PUT (curl -T) gave HTTP {code.decode()}: {out[:300]!r}"
+        t.assert_at_origin(B, key, t.sha256_bytes(data), size=len(data))
+
+    t.run_test("boto3/presigned-default-sigv2-put-curl-T", presigned_default_v2_put)
+
+    def presigned_v2_expired():
+        get = s3.generate_presigned_url("get_object", Params={"Bucket": B, "Key": "meta/obj.json"}, ExpiresIn=1)
+        put = s3.generate_presigned_url("put_object", Params={"Bucket": B, "Key": "presigned/v2-expired"}, ExpiresIn=1)
+        assert_sigv2_url(get)
+        time.sleep(2.2)
+        p = curl("-o", "-", "-w", "\n%{http_code}", get)
+        out, _, code = p.stdout.rpartition(b"\n")
+        assert code == b"403" and b"<Code>AccessDenied</Code>" in out, \
+            f"expired SigV2 presigned GET gave HTTP {code.decode()}: {out[:300]!r}"
+        src = t.write_random(os.path.join(W, "presigned-v2-expired.bin"), 1000)
+        p = curl("-T", src, "-o", "-", "-w", "\n%{http_code}", put)
+        out, _, code = p.stdout.rpartition(b"\n")
+        assert code == b"403" and b"<Code>AccessDenied</Code>" in out, \
+            f"expired SigV2 presigned PUT gave HTTP {code.decode()}: {out[:300]!r}"
+        t.assert_absent_at_origin(B, "presigned/v2-expired")
+
+    t.run_test("boto3/neg-presigned-sigv2-expired", presigned_v2_expired)
 
     # ------------------------------------------------------------ wrong credentials
     def wrong_secret():

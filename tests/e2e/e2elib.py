@@ -138,17 +138,20 @@ def client_env(access_key=None, secret_key=None):
     return env
 
 
-def aws(*args, secret=None, timeout=180, check=True, input=None):
-    """Run `aws --endpoint-url E2E_ENDPOINT args...`; return CompletedProcess (text)."""
-    cmd = ["aws", "--endpoint-url", ENDPOINT, *args]
-    p = subprocess.run(cmd, env=client_env(secret_key=secret), capture_output=True, text=True,
-                       timeout=timeout, input=input)
+def aws(*args, secret=None, timeout=180, check=True, input=None, endpoint=None, env=None):
+    """Run `aws --endpoint-url E2E_ENDPOINT args...`; return CompletedProcess (text).
+    endpoint: another endpoint URL; env: extra environment variables (e.g. AWS_CA_BUNDLE)."""
+    cmd = ["aws", "--endpoint-url", endpoint or ENDPOINT, *args]
+    e = client_env(secret_key=secret)
+    e.update(env or {})
+    p = subprocess.run(cmd, env=e, capture_output=True, text=True, timeout=timeout, input=input)
     if check and p.returncode != 0:
         raise AssertionError(f"`aws {' '.join(args)[:200]}` exited {p.returncode}: {(p.stderr or p.stdout).strip()[-600:]}")
     return p
 
 
-def boto3_client(secret=None, **cfg):
+def boto3_client(secret=None, endpoint=None, verify=None, **cfg):
+    """boto3 S3 client for E2E_ENDPOINT (or endpoint; verify: CA bundle for https)."""
     import boto3
     from botocore.config import Config
 
@@ -156,11 +159,12 @@ def boto3_client(secret=None, **cfg):
     conf.update(cfg)
     return boto3.client(
         "s3",
-        endpoint_url=ENDPOINT,
+        endpoint_url=endpoint or ENDPOINT,
         aws_access_key_id=ACCESS_KEY,
         aws_secret_access_key=secret or SECRET_KEY,
         region_name=REGION,
         config=Config(**conf),
+        verify=verify,
     )
 
 

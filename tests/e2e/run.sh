@@ -2,14 +2,16 @@
 # End-to-end tests of s3-resign-proxy with real S3 clients against an s3s-fs origin.
 #
 #   tests/e2e/run.sh                 all groups
-#   tests/e2e/run.sh smoke js        only these groups (smoke awscli boto3 s3cmd js minio-go)
+#   tests/e2e/run.sh smoke js        only these groups (smoke awscli boto3 s3cmd js minio-go tls)
 #   E2E_DIRECT=1 tests/e2e/run.sh    clients talk straight to s3s-fs with the origin credentials (no proxy)
 #
 # Other knobs: E2E_CACHE (default ~/.cache/s3rp-e2e), E2E_KEEP=1 (keep the scratch dir),
 # E2E_WIRELOG=1 (put tests/e2e/wirelog.py between clients and the endpoint, and between the proxy and the
 # origin; request heads go to $WORK/wire.log and $WORK/origin-wire.log, which are then kept), E2E_NO_BUILD=1 (do not run cargo build), E2E_PROXY_BIN=path (run
 # this proxy binary instead of target/release/s3-resign-proxy; implies no build), E2E_FAIL_FAST=1
-# (stop after the first failing group), E2E_GROUP_TIMEOUT (seconds per group, default 300), RUST_LOG.
+# (stop after the first failing group), E2E_GROUP_TIMEOUT (seconds per group, default 300), RUST_LOG,
+# E2E_RESULTS (TSV of every result, "group<TAB>test<TAB>PASS|FAIL|SKIP<TAB>reason"; default
+# $WORK/results.tsv; copied to tests/e2e/last-results.tsv at the end; tests/e2e/table.py makes Markdown of it).
 #
 # Last line of output is exactly "N passed, M failed"; exit status is non-zero when M > 0.
 set -euo pipefail
@@ -18,7 +20,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 CACHE=${E2E_CACHE:-$HOME/.cache/s3rp-e2e}
 DIRECT=${E2E_DIRECT:-0}
-ALL_GROUPS=(smoke awscli boto3 s3cmd js minio-go)
+ALL_GROUPS=(smoke awscli boto3 s3cmd js minio-go tls) # tls last: it stops and restarts the origin
 GROUP_TIMEOUT=${E2E_GROUP_TIMEOUT:-300}
 export DEBIAN_FRONTEND=noninteractive
 
@@ -28,10 +30,18 @@ SKIPPED=0
 SUMMARY=()
 PIDS=()
 WORK=""
+RESULTS=""
 
 say() { printf '%s\n' "$*"; }
-pass() { PASSED=$((PASSED + 1)); say "PASS $1"; }
-fail() { FAILED=$((FAILED + 1)); say "FAIL $1: $2"; }
+record() { # STATUS NAME [REASON]: one TSV line "group<TAB>test<TAB>STATUS<TAB>reason" in $RESULTS
+  [ -n "$RESULTS" ] || return 0
+  local name=$2 reason=${3:-}
+  reason=${reason//$'\t'/ }
+  reason=${reason//$'\n'/ }
+  printf '%s\t%s\t%s\t%s\n' "${name%%/*}" "${name#*/}" "$1" "$reason" >>"$RESULTS"
+}
+pass() { PASSED=$((PASSED + 1)); say "PASS $1"; record PASS "$1"; }
+fail() { FAILED=$((FAILED + 1)); say "FAIL $1: $2"; record FAIL "$1" "$2"; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
@@ -52,12 +62,22 @@ want() { case " ${GROUPS_TO_RUN[*]} " in *" $1 "*) return 0 ;; *) return 1 ;; es
 # ---------------------------------------------------------------- cleanup
 cleanup() {
   local rc=$?
+  # the tls group may have restarted the origin: its current pid is in $WORK/origin.pid
+  if [ -n "$WORK" ] && [ -s "$WORK/origin.pid" ]; then
+    local opid
+    opid=$(cat "$WORK/origin.pid")
+    case " ${PIDS[*]} " in *" $opid "*) ;; *) PIDS+=("$opid") ;; esac
+  fi
   for pid in "${PIDS[@]}"; do
     kill "$pid" 2>/dev/null || true
   done
   for pid in "${PIDS[@]}"; do
     wait "$pid" 2>/dev/null || true
+    for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done # non-children
   done
+  if [ -n "$RESULTS" ] && [ -f "$RESULTS" ] && [ "$RESULTS" != "$HERE/last-results.tsv" ]; then
+    cp "$RESULTS" "$HERE/last-results.tsv" 2>/dev/null || true
+  fi
   if [ -n "$WORK" ] && [ -d "$WORK" ]; then
     if [ "${E2E_KEEP:-0}" = 1 ] || [ "$FAILED" -gt 0 ] || [ "${E2E_WIRELOG:-0}" = 1 ]; then
       rm -rf "$WORK/origin-data" "$WORK"/*.bin 2>/dev/null || true
@@ -107,6 +127,15 @@ install_python() {
 install_curl() { command -v curl >/dev/null || apt_install curl ca-certificates; }
 
 install_s3cmd() { command -v s3cmd >/dev/null || apt_install s3cmd; }
+
+install_haproxy() { # HAProxy (TLS terminator for the tls group) and openssl (its self-signed certificate)
+  local pkgs=()
+  command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || pkgs+=(haproxy)
+  command -v openssl >/dev/null || pkgs+=(openssl)
+  [ ${#pkgs[@]} = 0 ] || apt_install "${pkgs[@]}" || return 1
+  command -v haproxy >/dev/null || export PATH="$PATH:/usr/sbin"
+  command -v haproxy >/dev/null && command -v openssl >/dev/null
+}
 
 install_node() {
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
@@ -172,10 +201,14 @@ try_install() { # name function
 
 mkdir -p "$CACHE"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/s3rp-e2e.XXXXXX")
+RESULTS=${E2E_RESULTS:-$WORK/results.tsv}
+mkdir -p "$(dirname "$RESULTS")"
+: >"$RESULTS"
 INSTALL_T0=$(now)
 try_install python install_python
 try_install s3s-fs install_s3sfs
-if want awscli || want boto3; then try_install curl install_curl; fi
+if want awscli || want boto3 || want tls; then try_install curl install_curl; fi
+if want tls; then try_install haproxy install_haproxy; fi
 if want s3cmd; then try_install s3cmd install_s3cmd; fi
 if want js; then try_install node install_node; fi
 if want minio-go; then try_install minio-go install_minio_go; fi
@@ -188,6 +221,7 @@ needs_for() {
     s3cmd) echo python s3cmd ;;
     js) echo python node ;;
     minio-go) echo python minio-go ;;
+    tls) echo python curl haproxy ;;
   esac
 }
 
@@ -235,6 +269,7 @@ mkdir -p "$WORK/origin-data"
 "$S3SFS_BIN" --host 127.0.0.1 --port "$ORIGIN_PORT" --access-key "$ORIGIN_AK" --secret-key "$ORIGIN_SK" \
   "$WORK/origin-data" >"$WORK/s3s-fs.log" 2>&1 &
 PIDS+=($!)
+echo $! >"$WORK/origin.pid" # the tls group stops and restarts the origin (and rewrites this file)
 if ! wait_http "http://127.0.0.1:$ORIGIN_PORT/" 20 0; then
   tail -20 "$WORK/s3s-fs.log" >&2 || true
   fail "origin/start" "s3s-fs did not come up on port $ORIGIN_PORT"
@@ -292,7 +327,82 @@ if [ "${E2E_WIRELOG:-0}" = 1 ]; then
   say "# wire log: clients -> $TARGET_URL (logged to $WORK/wire.log)"
 fi
 
+# ---------------------------------------------------------------- HAProxy as TLS terminator (tls group)
+start_haproxy() {
+  local d="$WORK/tls" backend check_lines
+  mkdir -p "$d"
+  openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 2 -subj "/CN=127.0.0.1" \
+    -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -addext "basicConstraints=critical,CA:TRUE" \
+    -keyout "$d/key.pem" -out "$d/cert.pem" >"$d/openssl.log" 2>&1 || { cat "$d/openssl.log" >&2; return 1; }
+  cat "$d/cert.pem" "$d/key.pem" >"$d/haproxy.pem"
+  TLS_PORT=$(free_port)
+  if [ "$DIRECT" = 1 ]; then # no /healthz at s3s-fs: a plain TCP check
+    backend="127.0.0.1:$ORIGIN_PORT"
+    check_lines=""
+  else # always the proxy itself, even with E2E_WIRELOG
+    backend="127.0.0.1:$PROXY_PORT"
+    # HAProxy 2.6 sends "GET /healthz HTTP/1.0" with no Host header: kept on purpose (the proxy must support it)
+    check_lines=$'    option httpchk GET /healthz\n    http-check expect status 200'
+  fi
+  cat >"$d/haproxy.cfg" <<CFG
+global
+    stats socket $d/haproxy.sock mode 600 level admin
+    log stdout format raw local0
+    maxconn 512
+    tune.ssl.default-dh-param 2048
+
+defaults
+    mode http
+    log global
+    option forwardfor
+    http-reuse safe
+    timeout connect 5s
+    timeout client 120s
+    timeout server 120s
+    timeout http-request 30s
+    timeout http-keep-alive 10s
+    timeout check 3s
+
+frontend fe_tls
+    bind 127.0.0.1:$TLS_PORT ssl crt $d/haproxy.pem
+    capture request header User-Agent len 80
+    capture request header x-amz-content-sha256 len 70
+    capture request header Transfer-Encoding len 30
+    capture request header Content-Length len 20
+    capture request header Content-Encoding len 30
+    capture request header x-amz-decoded-content-length len 20
+    capture request header x-amz-trailer len 40
+    log-format "E2E %HM %{+Q}HU %ST %hr"
+    default_backend be_proxy
+
+backend be_proxy
+$check_lines
+    server proxy $backend check inter 500ms fall 2 rise 1
+CFG
+  haproxy -c -f "$d/haproxy.cfg" >"$d/haproxy-check.log" 2>&1 || { cat "$d/haproxy-check.log" >&2; return 1; }
+  haproxy -db -f "$d/haproxy.cfg" >"$d/haproxy.log" 2>&1 &
+  PIDS+=($!)
+  local i code
+  for i in $(seq 1 100); do # TLS handshake works and HAProxy forwards /healthz (server UP) -> 200
+    code=$(curl -sS --cacert "$d/cert.pem" --max-time 2 -o /dev/null -w '%{http_code}' \
+      "https://127.0.0.1:$TLS_PORT/healthz" 2>/dev/null || true)
+    if [ "$code" = 200 ] || { [ "$DIRECT" = 1 ] && [ -n "$code" ] && [ "$code" != 000 ] && [ "$code" != 503 ]; }; then
+      break
+    fi
+    sleep 0.1
+  done
+  say "# HAProxy: https://127.0.0.1:$TLS_PORT -> $backend (last /healthz via TLS: HTTP $code)"
+  export E2E_TLS_ENDPOINT="https://127.0.0.1:$TLS_PORT" E2E_TLS_CA="$d/cert.pem" E2E_HAPROXY_SOCK="$d/haproxy.sock"
+  export E2E_HAPROXY_LOG="$d/haproxy.log" E2E_PROXY_URL="http://$backend"
+}
+if want tls && [ -z "${BROKEN[haproxy]:-}" ]; then
+  if ! start_haproxy; then
+    BROKEN[haproxy]="HAProxy did not start (see $WORK/tls/)"
+  fi
+fi
+
 export E2E_ENDPOINT=$TARGET_URL E2E_ORIGIN_ENDPOINT=$ORIGIN_URL
+export E2E_S3SFS_BIN=$S3SFS_BIN E2E_ORIGIN_PORT=$ORIGIN_PORT E2E_ORIGIN_PIDFILE="$WORK/origin.pid"
 export E2E_ORIGIN_ACCESS_KEY=$ORIGIN_AK E2E_ORIGIN_SECRET_KEY=$ORIGIN_SK
 export E2E_REGION=$REGION E2E_WORK=$WORK E2E_DIRECT=$DIRECT E2E_ORIGIN_DATA="$WORK/origin-data"
 export E2E_BIG="$WORK/big.bin" E2E_HERE=$HERE E2E_MINIO_BIN=$MINIO_BIN
@@ -314,6 +424,7 @@ group_exec() {
     s3cmd) exec python3 "$HERE/s3cmd_test.py" ;;
     js) exec node "$HERE/node/test.mjs" ;;
     minio-go) exec "$MINIO_BIN" ;;
+    tls) exec python3 "$HERE/tls_test.py" ;;
   esac
 }
 export -f group_exec
@@ -337,6 +448,14 @@ run_group() {
   (cd "$HERE" && timeout -k 5 "$GROUP_TIMEOUT" bash -c 'group_exec "$1"' _ "$g") 2>"$err" | tee "$out"
   rc=${PIPESTATUS[0]}
   set -e
+  # every PASS/FAIL/SKIP line -> $RESULTS ("FAIL name: reason"; a name never contains ": ")
+  awk -v OFS='\t' '/^(PASS|FAIL|SKIP) / {
+      st = $1; rest = substr($0, 6); reason = ""; i = index(rest, ": ")
+      if (st != "PASS" && i > 0) { reason = substr(rest, i + 2); rest = substr(rest, 1, i - 1) }
+      gsub(/\t/, " ", reason); j = index(rest, "/")
+      if (j > 0) print substr(rest, 1, j - 1), substr(rest, j + 1), st, reason
+      else print "'"$g"'", rest, st, reason
+    }' "$out" >>"$RESULTS"
   p=$(grep -c '^PASS ' "$out" || true)
   f=$(grep -c '^FAIL ' "$out" || true)
   s=$(grep -c '^SKIP ' "$out" || true)
@@ -344,6 +463,7 @@ run_group() {
     local why="exited with status $rc"
     [ "$rc" = 124 ] && why="timed out after ${GROUP_TIMEOUT}s"
     say "FAIL $g/exit: $why; stderr: $(tail -c 600 "$err" | tr '\n' ' ')"
+    record FAIL "$g/exit" "$why; stderr: $(tail -c 600 "$err" | tr '\n' ' ')"
     f=1
   elif [ -s "$err" ] && [ "$f" != 0 ]; then
     say "# $g stderr (tail):"; tail -5 "$err" | sed 's/^/#   /'
@@ -370,7 +490,8 @@ done
 say ""
 say "# mode: $([ "$DIRECT" = 1 ] && echo "DIRECT (no proxy)" || echo PROXY); groups ran in $(elapsed "$SUITE_T0")s"
 for line in "${SUMMARY[@]}"; do say "# $line"; done
-[ "$SKIPPED" -gt 0 ] && say "# $SKIPPED skipped (SKIP lines above: s3s-fs limitations, not counted)"
+[ "$SKIPPED" -gt 0 ] && say "# $SKIPPED skipped (SKIP lines above: s3s-fs limitations or E2E_DIRECT=1, not counted)"
+say "# results: $RESULTS, copied to tests/e2e/last-results.tsv (tests/e2e/table.py makes Markdown of it)"
 if [ "$FAILED" -gt 0 ] && [ "$DIRECT" != 1 ] && [ -f "$WORK/proxy.log" ]; then
   say "# proxy log: $WORK/proxy.log"
 fi
