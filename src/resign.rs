@@ -212,3 +212,108 @@ impl Signer<'_> {
 fn bad_origin() -> Error {
     Error::InvalidRequest("a header could not be re-signed for the origin".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sigv4::{AmzDate, KeyCache};
+    use crate::verify::{VerifyContext, verify};
+    use http::Uri;
+    use std::time::Duration;
+
+    /// Signs a client request the way an SDK would (with our own pure layer:
+    /// this test is about what re-signing keeps and drops, not about signing).
+    fn client_request(extra: &[(&str, &str)], signed: &str) -> (Method, Uri, HeaderMap, time::OffsetDateTime) {
+        let now = time::macros::datetime!(2025-01-02 03:04:05 UTC);
+        let date = AmzDate::from_datetime(now);
+        let mut h = HeaderMap::new();
+        h.insert("host", "proxy.example:8000".parse().unwrap());
+        h.insert("x-amz-date", date.as_str().parse().unwrap());
+        h.insert("x-amz-content-sha256", "UNSIGNED-PAYLOAD".parse().unwrap());
+        for (k, v) in extra {
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+        }
+        let uri: Uri = "/bkt/a/../b%20c?x-id=GetObject&versionId=7".parse().unwrap();
+        let sh = SignedHeaders::parse(signed).unwrap();
+        let q = Query::parse(uri.query().unwrap());
+        let creq = CanonicalRequest::new(
+            "GET",
+            &canonical_uri(uri.path()),
+            &q.canonical(|_| false),
+            &h,
+            None,
+            &sh,
+            "UNSIGNED-PAYLOAD",
+        );
+        let scope = format!("{}/eu-west-1/s3/aws4_request", date.date());
+        let sts = StringToSign::new(&date, &scope, &creq);
+        let sig = KeyCache::new(b"csk").get(date.date(), "eu-west-1").sign_hex(sts.as_str().as_bytes());
+        h.insert(
+            "authorization",
+            format!("AWS4-HMAC-SHA256 Credential=CAK/{scope}, SignedHeaders={signed}, Signature={sig}")
+                .parse()
+                .unwrap(),
+        );
+        (Method::GET, uri, h, now)
+    }
+
+    #[test]
+    fn signs_only_what_the_client_signed_and_drops_hop_by_hop() {
+        let signed = "expect;host;transfer-encoding;x-amz-content-sha256;x-amz-date;x-amz-meta-a;x-custom";
+        let (m, uri, h, now) = client_request(
+            &[
+                ("x-amz-meta-a", "1"),
+                ("expect", "100-continue"),
+                ("transfer-encoding", "chunked"),
+                ("connection", "keep-alive, x-custom"),
+                ("x-custom", "hop"),
+                ("user-agent", "sdk/1"),
+                ("proxy-authorization", "Basic eA=="),
+                ("range", "bytes=0-1"),
+            ],
+            signed,
+        );
+        let keys = KeyCache::new(b"csk");
+        let ctx =
+            VerifyContext { access_key: "CAK", secret: b"csk", keys: &keys, now, max_skew: Duration::from_secs(900) };
+        let v = verify(&m, &uri, &h, &ctx).expect("verifies");
+        let origin = Origin { scheme: http::uri::Scheme::HTTP, authority: "origin.internal:9000".parse().unwrap() };
+        let okeys = KeyCache::new(b"osk");
+        let signer = Signer { origin: &origin, access_key: "OAK", keys: &okeys, region: "us-east-1" };
+        let later = now + time::Duration::seconds(3);
+        let out = signer.resign(&v, &m, &h, later).unwrap();
+
+        assert_eq!(out.uri.to_string(), "http://origin.internal:9000/bkt/a/../b%20c?versionId=7&x-id=GetObject");
+        let o = &out.headers;
+        assert_eq!(o["host"], "origin.internal:9000");
+        assert_eq!(o["x-amz-date"], AmzDate::from_datetime(later).as_str());
+        assert_eq!(o["x-amz-content-sha256"], "UNSIGNED-PAYLOAD");
+        for gone in ["expect", "transfer-encoding", "connection", "x-custom", "proxy-authorization"] {
+            assert!(!o.contains_key(gone), "{gone} must not be forwarded");
+        }
+        assert_eq!(o["user-agent"], "sdk/1", "unsigned standard headers pass through");
+        assert_eq!(o["range"], "bytes=0-1");
+        let authz = o["authorization"].to_str().unwrap();
+        assert!(authz.starts_with("AWS4-HMAC-SHA256 Credential=OAK/20250102/us-east-1/s3/aws4_request, "), "{authz}");
+        assert!(
+            authz.contains("SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-meta-a,"),
+            "only the client's forwarded signed headers, plus ours: {authz}"
+        );
+
+        // The origin's signature checks out under the origin key.
+        let sh = SignedHeaders::parse("host;x-amz-content-sha256;x-amz-date;x-amz-meta-a").unwrap();
+        let creq = CanonicalRequest::new(
+            "GET",
+            "/bkt/a/../b%20c",
+            "versionId=7&x-id=GetObject",
+            o,
+            None,
+            &sh,
+            "UNSIGNED-PAYLOAD",
+        );
+        let date = AmzDate::from_datetime(later);
+        let sts = StringToSign::new(&date, "20250102/us-east-1/s3/aws4_request", &creq);
+        let sig = authz.rsplit("Signature=").next().unwrap();
+        assert!(okeys.get("20250102", "us-east-1").verify_hex(sts.as_str().as_bytes(), sig));
+    }
+}

@@ -457,3 +457,39 @@ async fn host_header_never_chooses_the_origin() {
     assert_eq!(r.status, 200, "answered from the configured origin: {}", r.body_str());
     assert!(r.body_str().contains("<ListBucketResult"), "{}", r.body_str());
 }
+
+#[tokio::test]
+async fn redirects_from_the_origin_go_back_unchanged() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://elsewhere.example/bkt/k\r\nContent-Length: 0\r\n\r\n")
+                .await;
+        }
+    });
+    let (proxy, _stop) = start_proxy(base_vars(addr), None).await;
+    let hs = sign_headers("GET", &proxy.to_string(), "/bkt/k", &[], "UNSIGNED-PAYLOAD", CAK, CSK, SystemTime::now());
+    let r = raw_get(proxy, "/bkt/k", &hs, &[]).await;
+    assert_eq!(r.status, 307);
+    assert_eq!(r.header("location").as_deref(), Some("http://elsewhere.example/bkt/k"));
+}
+
+#[tokio::test]
+async fn chunked_put_without_content_length_is_411() {
+    let h = Harness::start().await;
+    let hs =
+        sign_headers("PUT", &h.proxy_addr.to_string(), "/bkt/k", &[], "UNSIGNED-PAYLOAD", CAK, CSK, SystemTime::now());
+    let mut head =
+        format!("PUT /bkt/k HTTP/1.1\r\nHost: {}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n", h.proxy_addr);
+    for (k, v) in &hs {
+        head += &format!("{k}: {v}\r\n");
+    }
+    let r = raw_exchange(h.proxy_addr, &(head + "\r\n"), b"5\r\nhello\r\n0\r\n\r\n").await;
+    assert_eq!(r.status, 411, "{}", r.body_str());
+    assert!(r.body_str().contains("<Code>MissingContentLength</Code>"));
+}
