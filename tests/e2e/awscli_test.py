@@ -9,6 +9,7 @@ import filecmp
 import hashlib
 import json
 import os
+import re
 import subprocess
 
 import e2elib as t
@@ -254,6 +255,9 @@ def main():
 
     t.run_test("awscli/presign-get-sigv4", presign_v4)
 
+    # ------------------------------------------------------------ a profile with endpoint_url, no --endpoint-url
+    profile_endpoint_url(small, small_sha)
+
     # ------------------------------------------------------------ negative: wrong secret
     def wrong_secret_put():
         p = t.aws("s3api", "put-object", "--bucket", B, "--key", "neg/wrong-secret", "--body", body,
@@ -283,6 +287,88 @@ def main():
     # ------------------------------------------------------------ awkward keys
     awkward(body, body_sha)
     t.finish()
+
+
+# exactly the text the project README shows (aws-cli reads endpoint_url from a profile since 1.29 / botocore 1.31)
+PROFILE_CONFIG = """[profile proxy]
+region = us-east-1
+endpoint_url = {endpoint}
+"""
+PROFILE_CREDENTIALS = """[proxy]
+aws_access_key_id = {access_key}
+aws_secret_access_key = {secret_key}
+"""
+
+
+def profile_endpoint_url(small, small_sha):
+    """`aws --profile proxy ...` with an isolated AWS_CONFIG_FILE whose profile has endpoint_url, credentials in
+    an isolated AWS_SHARED_CREDENTIALS_FILE, and no --endpoint-url flag. If this aws-cli ignored endpoint_url
+    it would go to real AWS (and fail offline): that is reported as a FAIL naming the endpoint it used."""
+    cfg = os.path.join(W, "aws-config-profile")
+    creds = os.path.join(W, "aws-credentials-profile")
+    with open(cfg, "w") as f:
+        f.write(PROFILE_CONFIG.format(endpoint=t.ENDPOINT))
+    with open(creds, "w") as f:
+        f.write(PROFILE_CREDENTIALS.format(access_key=t.ACCESS_KEY, secret_key=t.SECRET_KEY))
+    env = dict(os.environ)
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+              "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
+              "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
+        env.pop(k, None)
+    env["AWS_CONFIG_FILE"] = cfg
+    env["AWS_SHARED_CREDENTIALS_FILE"] = creds
+
+    def paws(*args, check=True):
+        p = subprocess.run(["aws", "--profile", "proxy", "--cli-connect-timeout", "10", *args], env=env,
+                           capture_output=True, text=True, timeout=120)
+        if check and p.returncode != 0:
+            raise AssertionError(f"`aws --profile proxy {' '.join(args)[:150]}` exited {p.returncode}: "
+                                 f"{(p.stderr or p.stdout).strip()[-400:]}")
+        return p
+
+    # Which endpoint does it use? `--debug` logs botocore's "Endpoint provider result: URL" for each client.
+    p = paws("s3", "ls", "--debug", check=False)
+    used = re.findall(r"Endpoint provider result: (\S+)", p.stderr)
+    found = re.findall(r"Found endpoint for s3 via: (\S+?)\.?$", p.stderr, re.M)
+    ignored = None
+    if not used or any(u.rstrip("/") != t.ENDPOINT for u in used):
+        last = [ln for ln in p.stderr.strip().splitlines() if ln.strip() and " - DEBUG - " not in ln][-1:]
+        ver = subprocess.run(["aws", "--version"], capture_output=True, text=True).stdout.split(" ")[0]
+        ignored = (f"{ver} ignores endpoint_url in [profile proxy] of AWS_CONFIG_FILE: it sent requests to "
+                   f"{sorted(set(used)) or 'an unknown endpoint'} instead of {t.ENDPOINT} "
+                   f"(exit {p.returncode}: {' '.join(last)[-200:]})")
+
+    def ls():
+        if ignored:
+            raise AssertionError(ignored)
+        assert p.returncode == 0, f"`aws --profile proxy s3 ls` exited {p.returncode}: {p.stderr.strip()[-300:]}"
+        assert found and found[0] == "config_global", f"endpoint came from {found}, not the profile's endpoint_url"
+        assert B in p.stdout.split(), f"`aws --profile proxy s3 ls` does not list {B}: {p.stdout[-300:]!r}"
+
+    t.run_test("awscli/profile-endpoint-url-ls-buckets", ls)
+
+    def cp_up():
+        if ignored:
+            raise AssertionError(ignored)
+        paws("s3", "cp", small, f"s3://{B}/profile/small20k.bin")
+        t.assert_at_origin(B, "profile/small20k.bin", small_sha)
+        out = paws("s3", "ls", f"s3://{B}/profile/").stdout
+        assert "20480 small20k.bin" in " ".join(out.split()), f"ls profile/ lacks '20480 small20k.bin': {out!r}"
+
+    up = t.run_test("awscli/profile-endpoint-url-cp-up-ls", cp_up)
+
+    def cp_down():
+        if ignored:
+            raise AssertionError(ignored)
+        if not up:
+            raise AssertionError("the upload failed")
+        dst = os.path.join(W, "profile.down")
+        paws("s3", "cp", f"s3://{B}/profile/small20k.bin", dst)
+        assert filecmp.cmp(small, dst, shallow=False), "downloaded bytes differ"
+        paws("s3", "rm", f"s3://{B}/profile/small20k.bin")
+        t.assert_absent_at_origin(B, "profile/small20k.bin")
+
+    t.run_test("awscli/profile-endpoint-url-cp-down-rm", cp_down)
 
 
 def limited(name, key, limitation, err):

@@ -2,7 +2,7 @@
 # End-to-end tests of s3-resign-proxy with real S3 clients against an s3s-fs origin.
 #
 #   tests/e2e/run.sh                 all groups
-#   tests/e2e/run.sh smoke js        only these groups (smoke awscli boto3 s3cmd js minio-go tls)
+#   tests/e2e/run.sh smoke js        only these groups (smoke awscli boto3 s3cmd rclone js minio-go tls)
 #   E2E_DIRECT=1 tests/e2e/run.sh    clients talk straight to s3s-fs with the origin credentials (no proxy)
 #
 # Other knobs: E2E_CACHE (default ~/.cache/s3rp-e2e), E2E_KEEP=1 (keep the scratch dir),
@@ -20,7 +20,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 CACHE=${E2E_CACHE:-$HOME/.cache/s3rp-e2e}
 DIRECT=${E2E_DIRECT:-0}
-ALL_GROUPS=(smoke awscli boto3 s3cmd js minio-go tls) # tls last: it stops and restarts the origin
+ALL_GROUPS=(smoke awscli boto3 s3cmd rclone js minio-go tls) # tls last: it stops and restarts the origin
 GROUP_TIMEOUT=${E2E_GROUP_TIMEOUT:-300}
 export DEBIAN_FRONTEND=noninteractive
 
@@ -128,6 +128,8 @@ install_curl() { command -v curl >/dev/null || apt_install curl ca-certificates;
 
 install_s3cmd() { command -v s3cmd >/dev/null || apt_install s3cmd; }
 
+install_rclone() { command -v rclone >/dev/null || apt_install rclone; }
+
 install_haproxy() { # HAProxy (TLS terminator for the tls group) and openssl (its self-signed certificate)
   local pkgs=()
   command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || pkgs+=(haproxy)
@@ -210,6 +212,7 @@ try_install s3s-fs install_s3sfs
 if want awscli || want boto3 || want tls; then try_install curl install_curl; fi
 if want tls; then try_install haproxy install_haproxy; fi
 if want s3cmd; then try_install s3cmd install_s3cmd; fi
+if want rclone; then try_install rclone install_rclone; fi
 if want js; then try_install node install_node; fi
 if want minio-go; then try_install minio-go install_minio_go; fi
 say "# installs checked in $(elapsed "$INSTALL_T0")s"
@@ -219,6 +222,7 @@ needs_for() {
     smoke) echo python ;;
     awscli | boto3) echo python curl ;;
     s3cmd) echo python s3cmd ;;
+    rclone) echo python rclone ;;
     js) echo python node ;;
     minio-go) echo python minio-go ;;
     tls) echo python curl haproxy ;;
@@ -422,6 +426,7 @@ group_exec() {
     awscli) exec python3 "$HERE/awscli_test.py" ;;
     boto3) exec python3 "$HERE/boto3_test.py" ;;
     s3cmd) exec python3 "$HERE/s3cmd_test.py" ;;
+    rclone) exec python3 "$HERE/rclone_test.py" ;;
     js) exec node "$HERE/node/test.mjs" ;;
     minio-go) exec "$MINIO_BIN" ;;
     tls) exec python3 "$HERE/tls_test.py" ;;

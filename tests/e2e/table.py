@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Turn the e2e results TSV (written by run.sh) into a Markdown "client x operation x result" table.
 
-  tests/e2e/table.py [RESULTS.tsv] [--title TEXT] [--date YYYY-MM-DD] [--versions] > RESULTS.md
+  tests/e2e/table.py [RESULTS.tsv] [--title TEXT] [--date [YYYY-MM-DD]] [--versions] > RESULTS.md
 
 RESULTS.tsv defaults to tests/e2e/last-results.tsv; each line is
 "group<TAB>test<TAB>PASS|FAIL|SKIP<TAB>reason" (lines starting with # are ignored). One row per
 client/operation: ✅ pass, ❌ fail, ⏭ skip; skip and failure reasons become footnotes. The date defaults to
-the TSV's modification date. --versions adds the versions of the installed clients (best effort).
+the TSV's modification date; --date with no value gives today's. --versions adds the versions of the installed clients (best effort).
 """
 
 import argparse
@@ -26,6 +26,7 @@ CLIENTS = {  # group -> client column
     "awscli": "aws-cli",
     "boto3": "boto3",
     "s3cmd": "s3cmd",
+    "rclone": "rclone",
     "js": "AWS SDK for JavaScript v3",
     "minio-go": "minio-go",
 }
@@ -89,6 +90,10 @@ def versions():
     s = run(["s3cmd", "--version"])
     if s:
         v.append(("s3cmd", s.split()[-1]))
+    r = run(["rclone", "version"])  # "rclone v1.60.1-DEV"
+    if r:
+        pkg = run(["dpkg-query", "-W", "-f=${Version}", "rclone"])
+        v.append(("rclone", r.split()[-1] + (f" (Debian {pkg})" if pkg else "")))
     try:
         lock = json.load(open(os.path.join(HERE, "node", "package-lock.json")))
         sdk = lock["packages"]["node_modules/@aws-sdk/client-s3"]["version"]
@@ -111,12 +116,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("tsv", nargs="?", default=os.path.join(HERE, "last-results.tsv"))
     ap.add_argument("--title", default="End-to-end results: real S3 clients through s3-resign-proxy")
-    ap.add_argument("--date", default=None)
+    ap.add_argument("--date", nargs="?", const="today", default=None,
+                    help="date in the heading: YYYY-MM-DD, or no value for today (default: the TSV's mtime)")
     ap.add_argument("--versions", action="store_true")
     a = ap.parse_args()
 
     rows = read(a.tsv)
-    date = a.date or datetime.datetime.fromtimestamp(os.path.getmtime(a.tsv)).strftime("%Y-%m-%d")
+    if a.date == "today":
+        date = datetime.date.today().isoformat()
+    else:
+        date = a.date or datetime.datetime.fromtimestamp(os.path.getmtime(a.tsv)).strftime("%Y-%m-%d")
     counts = {"PASS": 0, "FAIL": 0, "SKIP": 0}
     per_client = {}
     notes = {}  # footnote text -> number
