@@ -7,7 +7,8 @@
 //! - `header_get`: verify + re-sign of a header-signed GET with 6 signed headers
 //!   (signed by the aws-sigv4 crate, as an SDK would).
 //! - `presigned_get`: verify + re-sign of a presigned GET (aws-sigv4, query params).
-//! - `chunk_64k`: per-chunk verify + re-sign of 64 KiB aws-chunked data.
+//! - `chunk_64k`: per-chunk verify + re-sign of 64 KiB aws-chunked data (`chunked::ChunkChain`
+//!   as the rewriter calls it, and the whole `chunked::AwsChunkedRewriter`).
 //! - `sha256_body`: the hex `x-amz-content-sha256` body path (`forward::Sha256Check`
 //!   over 16 KiB and 64 KiB frames) against one bare `Sha256::digest`.
 //!
@@ -28,8 +29,10 @@ use futures_util::Stream;
 use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
+use s3_resign_proxy::chunked::{AwsChunkedRewriter, ChunkChain, Limits, Mode};
 use s3_resign_proxy::config::Origin;
 use s3_resign_proxy::forward::{Failure, Sha256Check};
 use s3_resign_proxy::resign::Signer;
@@ -91,7 +94,8 @@ fn header_signed_get() -> (Method, Uri, HeaderMap) {
     let mut all: Vec<(&str, &str)> = vec![("host", PROXY_HOST)];
     all.extend_from_slice(&extra);
     let uri = format!("http://{PROXY_HOST}{PATH}");
-    let req = SignableRequest::new("GET", uri, all.into_iter(), SignableBody::Precomputed(EMPTY_SHA256.into())).unwrap();
+    let req =
+        SignableRequest::new("GET", uri, all.into_iter(), SignableBody::Precomputed(EMPTY_SHA256.into())).unwrap();
     let (instr, _) = sign(req, &params).unwrap().into_parts();
     let (signed, _) = instr.into_parts();
     let mut headers = HeaderMap::new();
@@ -128,7 +132,8 @@ fn presigned_get() -> (Method, Uri, HeaderMap) {
         .unwrap()
         .into();
     let uri = format!("http://{PROXY_HOST}{PATH}");
-    let req = SignableRequest::new("GET", uri, [("host", PROXY_HOST)].into_iter(), SignableBody::UnsignedPayload).unwrap();
+    let req =
+        SignableRequest::new("GET", uri, [("host", PROXY_HOST)].into_iter(), SignableBody::UnsignedPayload).unwrap();
     let (instr, _) = sign(req, &params).unwrap().into_parts();
     let (_, qs) = instr.into_parts();
     let enc = |s: &str| percent_encoding::utf8_percent_encode(s, STRICT).to_string();
@@ -139,7 +144,8 @@ fn presigned_get() -> (Method, Uri, HeaderMap) {
     (Method::GET, format!("{PATH}?{}", query.join("&")).parse().unwrap(), headers)
 }
 
-const STRICT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const STRICT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 // ------------------------------------------------------------------ the floor
 
@@ -207,12 +213,24 @@ fn client_creq(method: &Method, uri: &Uri, headers: &HeaderMap, signed: &str, pa
 
 // ------------------------------------------------------------------ request benches
 
-fn bench_request(c: &mut Criterion, group: &str, (method, uri, headers): (Method, Uri, HeaderMap), client_signed: &str, client_payload: &str) {
+fn bench_request(
+    c: &mut Criterion,
+    group: &str,
+    (method, uri, headers): (Method, Uri, HeaderMap),
+    client_signed: &str,
+    client_payload: &str,
+) {
     let client_keys = KeyCache::new(CLIENT_SK.as_bytes());
     let origin_keys = KeyCache::new(ORIGIN_SK.as_bytes());
     let origin = origin();
     let signer = Signer { origin: &origin, access_key: ORIGIN_AK, keys: &origin_keys, region: REGION };
-    let ctx = VerifyContext { access_key: CLIENT_AK, keys: &client_keys, now: now(), max_skew: Duration::from_secs(900) };
+    let ctx = VerifyContext {
+        access_key: CLIENT_AK,
+        secret: CLIENT_SK.as_bytes(),
+        keys: &client_keys,
+        now: now(),
+        max_skew: Duration::from_secs(900),
+    };
 
     // Sanity: the request verifies and re-signs, and the floor's inputs are the real texts.
     let v = verify(&method, &uri, &headers, &ctx).expect("the bench request verifies");
@@ -220,11 +238,17 @@ fn bench_request(c: &mut Criterion, group: &str, (method, uri, headers): (Method
     let date = AmzDate::from_datetime(now());
     let scope = format!("{}/{REGION}/s3/aws4_request", date.date());
     let mut floor = [
-        SideFloor::new(&client_creq(&method, &uri, &headers, client_signed, client_payload), &scope, &date, &client_keys.get(date.date(), REGION)),
+        SideFloor::new(
+            &client_creq(&method, &uri, &headers, client_signed, client_payload),
+            &scope,
+            &date,
+            &client_keys.get(date.date(), REGION),
+        ),
         SideFloor::new(&origin_creq(&out), &scope, &date, &origin_keys.get(date.date(), REGION)),
     ];
     // The floor's origin side computes the very signature the proxy sent.
-    let want = out.headers.get(http::header::AUTHORIZATION).unwrap().to_str().unwrap().rsplit('=').next().unwrap().to_owned();
+    let want =
+        out.headers.get(http::header::AUTHORIZATION).unwrap().to_str().unwrap().rsplit('=').next().unwrap().to_owned();
     assert_eq!(hex::encode(floor[1].run()), want, "floor mirrors the origin signature");
 
     let mut g = c.benchmark_group(group);
@@ -255,71 +279,98 @@ fn presigned(c: &mut Criterion) {
 
 // ------------------------------------------------------------------ aws-chunked
 
-/// Per chunk: check the client's chunk signature, then sign the chunk for the
-/// origin. The data is hashed once (both chains sign the same chunk hash).
-///
-/// TODO: `src/chunked.rs` (`ChunkChain::next_chunk_signature`) is not in the
-/// tree yet; this benches the equivalent SHA-256 + HMAC chain through
-/// `sigv4::SigningKey::sign`. Switch to `ChunkChain` once it lands.
-struct ChunkChains {
-    client_key: SigningKey,
-    origin_key: SigningKey,
-    date: AmzDate,
-    scope: String,
-    client_prev: String,
-    origin_prev: String,
-}
+const CHUNK: usize = 64 * 1024;
+const CHUNKS: usize = 16;
 
-fn chunk_sts(date: &AmzDate, scope: &str, prev: &str, chunk_hash: &str) -> String {
-    format!("AWS4-HMAC-SHA256-PAYLOAD\n{date}\n{scope}\n{prev}\n{EMPTY_SHA256}\n{chunk_hash}")
-}
-
-impl ChunkChains {
-    fn step(&mut self, chunk: &[u8], provided: &str) -> bool {
-        let hash = hex::encode(Sha256::digest(chunk));
-        let client_sts = chunk_sts(&self.date, &self.scope, &self.client_prev, &hash);
-        if !self.client_key.verify_hex(client_sts.as_bytes(), provided) {
-            return false;
-        }
-        self.client_prev.clear();
-        self.client_prev.push_str(provided);
-        let origin_sts = chunk_sts(&self.date, &self.scope, &self.origin_prev, &hash);
-        self.origin_prev = self.origin_key.sign_hex(origin_sts.as_bytes());
-        true
+/// A `STREAMING-AWS4-HMAC-SHA256-PAYLOAD` body of CHUNKS chunks of 64 KiB, signed on `client`.
+fn chunked_body(data: &[u8], mut client: ChunkChain) -> Vec<u8> {
+    let mut body = Vec::with_capacity(CHUNKS * (CHUNK + 100) + 100);
+    for _ in 0..CHUNKS {
+        let sig = client.next_chunk_signature(data);
+        body.extend_from_slice(format!("{:x};chunk-signature={sig}\r\n", data.len()).as_bytes());
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
     }
+    let sig = client.next_chunk_signature(&[]);
+    body.extend_from_slice(format!("0;chunk-signature={sig}\r\n\r\n").as_bytes());
+    body
 }
 
+/// Per 64 KiB chunk: verify the client's chunk signature, sign the chunk for the origin.
+/// - `proxy_chains`: what `AwsChunkedRewriter` does per chunk, `ChunkChain::next_chunk_signature`
+///   on the client chain (then a constant-time compare) and again on the origin chain.
+/// - `proxy_rewriter`: the whole `AwsChunkedRewriter` (framing, buffering, verify, re-sign) over
+///   a 1 MiB body of 16 chunks, fed in 16 KiB frames as hyper hands them over; its time per
+///   64 KiB is the per-chunk figure (plus 1/16 of the final empty chunk).
+/// - `floor`: one SHA-256 of the chunk, its hex into two ready strings to sign, two HMACs.
 fn chunk_64k(c: &mut Criterion) {
-    let chunk: Vec<u8> = (0..64 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let data: Vec<u8> = (0..CHUNK as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     let date = AmzDate::from_datetime(now());
     let scope = format!("{}/{REGION}/s3/aws4_request", date.date());
-    let client_key = KeyCache::new(CLIENT_SK.as_bytes()).get(date.date(), REGION);
-    let origin_key = KeyCache::new(ORIGIN_SK.as_bytes()).get(date.date(), REGION);
-    let seed = "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9";
-    // The client's signature for this chunk after the seed.
-    let hash = hex::encode(Sha256::digest(&chunk));
-    let provided = client_key.sign_hex(chunk_sts(&date, &scope, seed, &hash).as_bytes());
-    let fresh = || ChunkChains {
-        client_key,
-        origin_key,
-        date,
-        scope: scope.clone(),
-        client_prev: seed.to_owned(),
-        origin_prev: seed.to_owned(),
-    };
-
-    // Floor: one SHA-256 of the chunk, its hex into two ready strings to sign, two HMACs.
-    let mut sts = [chunk_sts(&date, &scope, seed, &hash).into_bytes(), chunk_sts(&date, &scope, seed, &hash).into_bytes()];
-    let keys = [*client_key.as_bytes(), *origin_key.as_bytes()];
+    let client_key = *KeyCache::new(CLIENT_SK.as_bytes()).get(date.date(), REGION).as_bytes();
+    let origin_key = *KeyCache::new(ORIGIN_SK.as_bytes()).get(date.date(), REGION).as_bytes();
+    let client_seed = "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9";
+    let origin_seed = "0a8f6c1e4d2b7a9358c6e0f1d2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5";
+    let client = ChunkChain::new(client_key, date.as_str(), &scope, client_seed);
+    let origin = ChunkChain::new(origin_key, date.as_str(), &scope, origin_seed);
+    let provided = client.clone().next_chunk_signature(&data);
 
     let mut g = c.benchmark_group("chunk_64k");
-    g.throughput(Throughput::Bytes(chunk.len() as u64));
-    g.bench_function("proxy", |b| {
-        b.iter_batched_ref(fresh, |ch| assert!(ch.step(black_box(&chunk), &provided)), criterion::BatchSize::SmallInput)
+    g.throughput(Throughput::Bytes(CHUNK as u64));
+    g.bench_function("proxy_chains", |b| {
+        b.iter_batched_ref(
+            || (client.clone(), origin.clone()),
+            |(cl, or)| {
+                let ok = bool::from(cl.next_chunk_signature(black_box(&data)).as_bytes().ct_eq(provided.as_bytes()));
+                assert!(ok);
+                or.next_chunk_signature(&data)
+            },
+            criterion::BatchSize::SmallInput,
+        )
     });
+
+    let body = chunked_body(&data, client.clone());
+    let frames: Vec<Bytes> = body.chunks(16 * 1024).map(Bytes::copy_from_slice).collect();
+    let decoded = (CHUNK * CHUNKS) as u64;
+    {
+        // Sanity: the rewriter accepts the body and keeps its length.
+        let inner = futures_util::stream::iter(frames.iter().cloned().map(Ok::<_, std::io::Error>));
+        let rw = AwsChunkedRewriter::new(
+            inner,
+            Mode::Signed,
+            Some(client.clone()),
+            Some(origin.clone()),
+            Some(decoded),
+            Limits::default(),
+        );
+        let (n, len) = drain_len(Box::pin(rw));
+        assert!(n > 0 && len == body.len(), "rewriter output {len} bytes, input {}", body.len());
+    }
+    g.throughput(Throughput::Bytes(decoded));
+    g.bench_function("proxy_rewriter_16x64KiB", |b| {
+        b.iter(|| {
+            let inner = futures_util::stream::iter(frames.iter().cloned().map(Ok::<_, std::io::Error>));
+            let rw = AwsChunkedRewriter::new(
+                inner,
+                Mode::Signed,
+                Some(client.clone()),
+                Some(origin.clone()),
+                Some(decoded),
+                Limits::default(),
+            );
+            drain_len(Box::pin(rw))
+        })
+    });
+
+    let hash = hex::encode(Sha256::digest(&data));
+    let sts_of =
+        |seed: &str| format!("AWS4-HMAC-SHA256-PAYLOAD\n{date}\n{scope}\n{seed}\n{EMPTY_SHA256}\n{hash}").into_bytes();
+    let mut sts = [sts_of(client_seed), sts_of(origin_seed)];
+    let keys = [client_key, origin_key];
+    g.throughput(Throughput::Bytes(CHUNK as u64));
     g.bench_function("floor", |b| {
         b.iter(|| {
-            let h = Sha256::digest(black_box(&chunk));
+            let h = Sha256::digest(black_box(&data));
             let mut out = [[0u8; 32]; 2];
             for i in 0..2 {
                 let n = sts[i].len();
@@ -332,6 +383,21 @@ fn chunk_64k(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+fn drain_len<S: Stream<Item = Result<Bytes, E>> + Unpin, E: std::fmt::Debug>(mut s: S) -> (usize, usize) {
+    let mut cx = Context::from_waker(Waker::noop());
+    let (mut n, mut len) = (0, 0);
+    loop {
+        match Pin::new(&mut s).poll_next(&mut cx) {
+            Poll::Ready(Some(r)) => {
+                n += 1;
+                len += r.expect("no stream error").len();
+            }
+            Poll::Ready(None) => return (n, len),
+            Poll::Pending => unreachable!("stream::iter is always ready"),
+        }
+    }
 }
 
 // ------------------------------------------------------------------ body sha256
@@ -362,13 +428,19 @@ fn sha256_body(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(TOTAL as u64));
     for frame in [16 * 1024, 64 * 1024] {
         let frames: Vec<Bytes> = data.chunks(frame).map(Bytes::copy_from_slice).collect();
-        g.bench_with_input(BenchmarkId::new("proxy_Sha256Check", format!("{}KiB_frames", frame / 1024)), &frames, |b, frames| {
-            b.iter(|| {
-                let inner = futures_util::stream::iter(frames.iter().cloned().map(Ok::<_, s3_resign_proxy::forward::BoxError>));
-                let check = Sha256Check::new(inner, expected, Failure::default());
-                drain(Box::pin(check))
-            })
-        });
+        g.bench_with_input(
+            BenchmarkId::new("proxy_Sha256Check", format!("{}KiB_frames", frame / 1024)),
+            &frames,
+            |b, frames| {
+                b.iter(|| {
+                    let inner = futures_util::stream::iter(
+                        frames.iter().cloned().map(Ok::<_, s3_resign_proxy::forward::BoxError>),
+                    );
+                    let check = Sha256Check::new(inner, expected, Failure::default());
+                    drain(Box::pin(check))
+                })
+            },
+        );
     }
     g.bench_function("floor_digest", |b| b.iter(|| Sha256::digest(black_box(&data))));
     g.finish();
