@@ -71,8 +71,13 @@ impl ChunkChain {
 
     /// `AWS4-HMAC-SHA256-PAYLOAD` string to sign for the next chunk (pure).
     pub fn chunk_string_to_sign(&self, data: &[u8]) -> String {
+        self.chunk_string_to_sign_hashed(&hex::encode(Sha256::digest(data)))
+    }
+
+    /// As [`Self::chunk_string_to_sign`], from the chunk's hex sha256, so a
+    /// chunk verified on one chain and re-signed on another is hashed once.
+    fn chunk_string_to_sign_hashed(&self, hash: &str) -> String {
         let (date, scope, prev) = (&self.amz_date, &self.scope, &self.prev_signature);
-        let hash = hex::encode(Sha256::digest(data));
         format!("AWS4-HMAC-SHA256-PAYLOAD\n{date}\n{scope}\n{prev}\n{EMPTY_SHA256}\n{hash}")
     }
 
@@ -93,7 +98,11 @@ impl ChunkChain {
 
     /// Signature of the next chunk carrying `data` (empty for the final chunk); advances the chain.
     pub fn next_chunk_signature(&mut self, data: &[u8]) -> String {
-        self.prev_signature = self.sign(&self.chunk_string_to_sign(data));
+        self.next_chunk_signature_hashed(&hex::encode(Sha256::digest(data)))
+    }
+
+    fn next_chunk_signature_hashed(&mut self, hash: &str) -> String {
+        self.prev_signature = self.sign(&self.chunk_string_to_sign_hashed(hash));
         self.prev_signature.clone()
     }
 
@@ -453,7 +462,8 @@ impl Parser {
     fn resign_chunk(&mut self, line: Bytes, data: &[u8]) -> Result<Bytes, ChunkError> {
         let client = self.client.as_mut().ok_or(ChunkError::MissingChain)?;
         let range = self.sig_off..self.sig_off + SIG_LEN;
-        if !bool::from(client.next_chunk_signature(data).as_bytes().ct_eq(&line[range.clone()])) {
+        let hash = hex::encode(Sha256::digest(data));
+        if !bool::from(client.next_chunk_signature_hashed(&hash).as_bytes().ct_eq(&line[range.clone()])) {
             return Err(ChunkError::BadChunkSignature { index: self.index });
         }
         self.index += 1;
@@ -461,7 +471,7 @@ impl Parser {
             return Ok(line);
         };
         let mut out = BytesMut::from(&line[..]);
-        out[range].copy_from_slice(origin.next_chunk_signature(data).as_bytes());
+        out[range].copy_from_slice(origin.next_chunk_signature_hashed(&hash).as_bytes());
         Ok(out.freeze())
     }
 

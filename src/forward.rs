@@ -109,7 +109,7 @@ impl Body for OutBody {
 }
 
 pin_project_lite::pin_project! {
-    /// Verifies a hex `x-amz-content-sha256` while streaming. The last frame is
+    /// Verifies a hex `x-amz-content-sha256` while streaming. The last byte is
     /// held back until the hash is known; on a mismatch the stream fails
     /// instead, so the origin never receives the complete body.
     pub struct Sha256Check<S> {
@@ -118,6 +118,7 @@ pin_project_lite::pin_project! {
         hasher: Sha256,
         expected: [u8; 32],
         held: Option<Bytes>,
+        pending: Option<Bytes>,
         failure: Failure,
         done: bool,
     }
@@ -125,7 +126,7 @@ pin_project_lite::pin_project! {
 
 impl<S> Sha256Check<S> {
     pub fn new(inner: S, expected: [u8; 32], failure: Failure) -> Self {
-        Self { inner, hasher: Sha256::new(), expected, held: None, failure, done: false }
+        Self { inner, hasher: Sha256::new(), expected, held: None, pending: None, failure, done: false }
     }
 }
 
@@ -134,18 +135,32 @@ impl<S: Stream<Item = Result<Bytes, BoxError>>> Stream for Sha256Check<S> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut this = self.project();
+        if let Some(p) = this.pending.take() {
+            return Poll::Ready(Some(Ok(p)));
+        }
         if *this.done {
             return Poll::Ready(None);
         }
         loop {
             match ready!(this.inner.as_mut().poll_next(cx)) {
-                Some(Ok(b)) => {
+                Some(Ok(mut b)) => {
                     if b.is_empty() {
                         continue;
                     }
                     this.hasher.update(&b);
-                    if let Some(prev) = this.held.replace(b) {
-                        return Poll::Ready(Some(Ok(prev)));
+                    // Keep back only the last byte: the origin gets everything
+                    // but it until the hash is known. No copies: the byte held
+                    // before goes out first, as its own frame.
+                    let last = b.split_off(b.len() - 1);
+                    match this.held.replace(last) {
+                        Some(prev) => {
+                            if !b.is_empty() {
+                                *this.pending = Some(b);
+                            }
+                            return Poll::Ready(Some(Ok(prev)));
+                        }
+                        None if b.is_empty() => continue,
+                        None => return Poll::Ready(Some(Ok(b))),
                     }
                 }
                 Some(Err(e)) => {
@@ -266,6 +281,8 @@ impl Forwarder {
             .enable_http1()
             .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
+            // Bound what one upload may queue toward a slow origin.
+            .http1_max_buf_size(64 << 10)
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(256)
             .build(https);
@@ -401,5 +418,43 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         "proxy-authenticate",
     ] {
         headers.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    fn run(frames: &[&[u8]], claimed: &[u8]) -> (Vec<u8>, bool) {
+        let expected: [u8; 32] = Sha256::digest(claimed).into();
+        let owned: Vec<Result<Bytes, BoxError>> = frames.iter().map(|f| Ok(Bytes::copy_from_slice(f))).collect();
+        let mut s = Sha256Check::new(futures_util::stream::iter(owned), expected, Failure::default());
+        let mut out = Vec::new();
+        let mut failed = false;
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+            while let Some(r) = s.next().await {
+                match r {
+                    Ok(b) => out.extend_from_slice(&b),
+                    Err(_) => failed = true,
+                }
+            }
+        });
+        (out, failed)
+    }
+
+    #[test]
+    fn passes_every_byte_when_the_hash_matches() {
+        let frames: [&[u8]; 4] = [b"ab", b"c", b"", b"defgh"];
+        assert_eq!(run(&frames, b"abcdefgh"), (b"abcdefgh".to_vec(), false));
+        assert_eq!(run(&[b"x"], b"x"), (b"x".to_vec(), false));
+        assert_eq!(run(&[], b""), (vec![], false));
+    }
+
+    #[test]
+    fn withholds_the_last_byte_on_a_mismatch() {
+        let (out, failed) = run(&[b"abc", b"def"], b"abcdeX");
+        assert!(failed);
+        assert_eq!(out, b"abcde", "the origin never gets the whole body");
     }
 }

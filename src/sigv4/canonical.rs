@@ -101,6 +101,15 @@ impl<'a> Query<'a> {
 
 /// Appends `value` trimmed, with inner runs of spaces and tabs collapsed to one space.
 fn push_trimmed(out: &mut String, value: &[u8]) {
+    // Fast path: most values have nothing to trim or collapse.
+    let plain = value.first().is_none_or(|b| !b.is_ascii_whitespace())
+        && value.last().is_none_or(|b| !b.is_ascii_whitespace())
+        && !value.iter().any(|&b| matches!(b, b'\t' | b'\r' | b'\n'))
+        && !value.windows(2).any(|w| w == b"  ");
+    if plain && let Ok(v) = std::str::from_utf8(value) {
+        out.push_str(v);
+        return;
+    }
     let value = String::from_utf8_lossy(value);
     let mut first = true;
     for word in value.split([' ', '\t', '\r', '\n']).filter(|w| !w.is_empty()) {
@@ -187,6 +196,8 @@ pub struct StringToSign {
 impl StringToSign {
     pub fn new(date: &AmzDate, scope: &str, creq: &CanonicalRequest) -> Self {
         let hash = Sha256::digest(creq.as_str().as_bytes());
+        let mut hex_buf = [0u8; 64];
+        hex::encode_to_slice(hash, &mut hex_buf).expect("64 hex digits for 32 bytes");
         let mut text = String::with_capacity(17 + 17 + scope.len() + 1 + 64);
         text.push_str(super::auth::ALGORITHM);
         text.push('\n');
@@ -194,7 +205,7 @@ impl StringToSign {
         text.push('\n');
         text.push_str(scope);
         text.push('\n');
-        text.push_str(&hex::encode(hash));
+        text.push_str(std::str::from_utf8(&hex_buf).expect("hex is ASCII"));
         Self { text }
     }
 

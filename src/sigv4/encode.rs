@@ -14,14 +14,22 @@ const HEX: &[u8; 16] = b"0123456789ABCDEF";
 /// ones (and `/` when `keep_slash`), with upper-case hex as SigV4 requires.
 pub fn uri_encode_into(out: &mut String, input: &[u8], keep_slash: bool) {
     out.reserve(input.len());
-    for &b in input {
-        if is_unreserved(b) || (keep_slash && b == b'/') {
-            out.push(b as char);
-        } else {
-            out.push('%');
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 0xf) as usize] as char);
+    let keep = |b: u8| is_unreserved(b) || (keep_slash && b == b'/');
+    let mut rest = input;
+    while !rest.is_empty() {
+        // Copy the longest run of bytes that stay as they are in one go.
+        let run = rest.iter().position(|&b| !keep(b)).unwrap_or(rest.len());
+        if run > 0 {
+            // Only ASCII bytes are kept, so the run is valid UTF-8.
+            out.push_str(std::str::from_utf8(&rest[..run]).expect("ASCII"));
+            rest = &rest[run..];
+            continue;
         }
+        let b = rest[0];
+        rest = &rest[1..];
+        out.push('%');
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 0xf) as usize] as char);
     }
 }
 
