@@ -14,9 +14,6 @@ use serde::Deserialize;
 pub struct Secret(String);
 
 impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
     pub fn expose(&self) -> &str {
         &self.0
     }

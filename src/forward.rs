@@ -395,28 +395,32 @@ where
     }
 }
 
-/// Removes hop-by-hop headers (and those `Connection` names) from a response.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<String> = headers
+/// Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection and
+/// never cross the proxy, in either direction.
+pub fn is_hop_by_hop(name: &str) -> bool {
+    matches!(name, "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade")
+        || name.starts_with("proxy-")
+}
+
+/// Header names listed in `Connection`, which are hop-by-hop too.
+pub fn connection_listed(headers: &HeaderMap) -> Vec<String> {
+    headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|s| s.trim().to_ascii_lowercase())
-        .collect();
-    for name in listed {
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Removes hop-by-hop headers (and those `Connection` names) from a response.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    for name in connection_listed(headers) {
         headers.remove(name.as_str());
     }
-    for name in [
-        "connection",
-        "keep-alive",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-connection",
-        "proxy-authenticate",
-    ] {
+    let hop: Vec<http::HeaderName> = headers.keys().filter(|n| is_hop_by_hop(n.as_str())).cloned().collect();
+    for name in hop {
         headers.remove(name);
     }
 }

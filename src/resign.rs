@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 use crate::config::Origin;
 use crate::error::Error;
+use crate::forward::{connection_listed, is_hop_by_hop};
 use crate::sigv4::payload::{
     EMPTY_SHA256, STREAMING_PAYLOAD, STREAMING_PAYLOAD_TRAILER, STREAMING_UNSIGNED_TRAILER, UNSIGNED_PAYLOAD,
 };
@@ -20,36 +21,12 @@ use crate::sigv4::{
 };
 use crate::verify::VerifiedRequest;
 
-/// Headers that never travel to the origin: hop-by-hop (RFC 9110 §7.6.1),
-/// `Expect` (the proxy answers 100-continue itself), the client's own
+/// Headers that never travel to the origin: hop-by-hop ones, `Expect` (the
+/// proxy answers 100-continue itself), the client's own `Host` and
 /// authentication, and its session token, which belongs to the client's
 /// credentials, not the origin's.
 pub fn is_dropped(name: &str) -> bool {
-    matches!(
-        name,
-        "host"
-            | "authorization"
-            | "connection"
-            | "keep-alive"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-            | "expect"
-            | "x-amz-security-token"
-    ) || name.starts_with("proxy-")
-}
-
-/// Header names listed in `Connection`, which are hop-by-hop too.
-fn connection_listed(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_ascii_lowercase())
-        .filter(|s| !s.is_empty())
-        .collect()
+    is_hop_by_hop(name) || matches!(name, "host" | "authorization" | "expect" | "x-amz-security-token")
 }
 
 /// The origin's chunk chain for signed aws-chunked bodies.

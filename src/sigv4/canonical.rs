@@ -24,9 +24,6 @@ pub struct QueryParam<'a> {
 }
 
 impl QueryParam<'_> {
-    pub fn key_str(&self) -> Option<&str> {
-        std::str::from_utf8(&self.key).ok()
-    }
     pub fn value_str(&self) -> Option<&str> {
         std::str::from_utf8(&self.value).ok()
     }
