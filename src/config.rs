@@ -48,6 +48,8 @@ struct Raw {
     origin_connect_timeout: u64,
     #[serde(default = "default_read_timeout")]
     origin_read_timeout: u64,
+    #[serde(default)]
+    workers: usize,
 }
 
 fn default_scheme() -> String {
@@ -97,6 +99,9 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// How long the origin may stay silent (no response, no body progress).
     pub read_timeout: Duration,
+    /// Worker threads, each with its own runtime and origin connection pool
+    /// (WORKERS; 0 or unset: one per CPU).
+    pub workers: usize,
 }
 
 /// A configuration error: one line naming the variable, never its secret value.
@@ -166,6 +171,11 @@ impl Config {
             healthcheck_path: raw.healthcheck_path,
             connect_timeout: Duration::from_secs(raw.origin_connect_timeout),
             read_timeout: Duration::from_secs(raw.origin_read_timeout),
+            workers: match raw.workers {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n if n <= 1024 => n,
+                _ => return Err(bad("WORKERS", "must be at most 1024")),
+            },
         })
     }
 }
@@ -230,6 +240,7 @@ mod tests {
         assert_eq!(c.listen, "0.0.0.0:8000".parse().unwrap());
         assert_eq!(c.max_clock_skew, Duration::from_secs(900));
         assert_eq!(c.healthcheck_path, "/");
+        assert!(c.workers >= 1);
         assert!(!format!("{c:?}").contains("very-secret"));
     }
 

@@ -9,17 +9,15 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::Stream;
-use http::{HeaderMap, Request, Response, header};
+use http::{HeaderMap, Request, Response, Uri, header};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
@@ -250,19 +248,62 @@ impl<S: Stream<Item = Result<Bytes, crate::chunked::ChunkError>>> Stream for Chu
     }
 }
 
+/// How long an idle origin connection is kept for reuse.
+const POOL_IDLE: Duration = Duration::from_secs(30);
+/// Idle origin connections kept per [`Forwarder`].
+const POOL_MAX_IDLE: usize = 256;
+
+type Conn = hyper::client::conn::http1::SendRequest<OutBody>;
+
+/// Idle keep-alive connections to the origin, newest last (reused first).
+#[derive(Default)]
+struct Pool(Mutex<Vec<(Conn, Instant)>>);
+
+impl Pool {
+    fn take(&self) -> Option<Conn> {
+        let mut idle = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while let Some((conn, since)) = idle.pop() {
+            if !conn.is_closed() && since.elapsed() < POOL_IDLE {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    fn put(&self, conn: Conn) {
+        if conn.is_closed() {
+            return;
+        }
+        let now = Instant::now();
+        let mut idle = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The oldest are first: drop those past their time, or over the cap.
+        let stale = idle.iter().take_while(|(c, since)| c.is_closed() || now - *since >= POOL_IDLE).count();
+        let over = (idle.len() - stale + 1).saturating_sub(POOL_MAX_IDLE);
+        idle.drain(..stale + over);
+        idle.push((conn, now));
+    }
+}
+
+/// The one way to the origin: its own keep-alive pool of HTTP/1.1
+/// connections (hyper's connection API driven directly: no per-request
+/// task, no pool keyed by host, since there is only one origin).
 pub struct Forwarder {
-    client: Client<HttpsConnector<HttpConnector>, OutBody>,
+    connector: HttpsConnector<HttpConnector>,
+    /// `scheme://authority` of the origin: where every connection goes.
+    target: Uri,
+    pool: Arc<Pool>,
+    connect_timeout: Duration,
     read_timeout: Duration,
 }
 
 impl Forwarder {
-    pub fn new(connect_timeout: Duration, read_timeout: Duration) -> Self {
+    pub fn new(origin: &crate::config::Origin, connect_timeout: Duration, read_timeout: Duration) -> Self {
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(connect_timeout));
         http.set_nodelay(true);
         http.enforce_http(false);
         http.set_keepalive(Some(Duration::from_secs(60)));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
             .unwrap_or_else(|_| {
                 // No system roots (a bare container): https origins will fail
@@ -280,13 +321,54 @@ impl Forwarder {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            // Bound what one upload may queue toward a slow origin.
-            .http1_max_buf_size(64 << 10)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(256)
-            .build(https);
-        Self { client, read_timeout }
+        let target = Uri::builder()
+            .scheme(origin.scheme.clone())
+            .authority(origin.authority.clone())
+            .path_and_query("/")
+            .build()
+            .expect("scheme and authority were validated by Config");
+        Self { connector, target, pool: Arc::default(), connect_timeout, read_timeout }
+    }
+
+    async fn connect(&self) -> Result<Conn, Error> {
+        use tower_service::Service;
+        let unreachable = || Error::OriginUnreachable("The origin could not be reached".into());
+        let handshake = async {
+            let mut connector = self.connector.clone();
+            let io = connector.call(self.target.clone()).await.map_err(|e| {
+                tracing::warn!(error = %display_chain(&*e), "origin connect failed");
+                unreachable()
+            })?;
+            let (conn, driver) = hyper::client::conn::http1::Builder::new()
+                // Bound what one upload may queue toward a slow origin.
+                .max_buf_size(64 << 10)
+                .handshake(io)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(error = %display_chain(&e), "origin handshake failed");
+                    unreachable()
+                })?;
+            tokio::spawn(async move {
+                if let Err(e) = driver.await {
+                    tracing::debug!(error = %display_chain(&e), "origin connection ended with an error");
+                }
+            });
+            Ok(conn)
+        };
+        // The TCP connect has its own timeout; this one also bounds TLS.
+        tokio::time::timeout(self.connect_timeout * 2, handshake).await.unwrap_or_else(|_| Err(unreachable()))
+    }
+
+    /// A pooled connection ready for a request, or a new one.
+    async fn checkout(&self) -> Result<Conn, Error> {
+        while let Some(mut conn) = self.pool.take() {
+            // Usually ready at once; a connection whose last response just
+            // ended may need its driver to run first.
+            if conn.ready().await.is_ok() {
+                return Ok(conn);
+            }
+        }
+        self.connect().await
     }
 
     /// Sends the request; waits for the response head while the request body
@@ -295,45 +377,107 @@ impl Forwarder {
         &self,
         out: OriginRequest,
         body: OutBody,
-        failure: &Failure,
-    ) -> Result<Response<IdleTimeout<Incoming>>, Error> {
+        failure: Option<&Failure>,
+    ) -> Result<Response<OriginBody>, Error> {
         let progress = body.progress.clone();
         let mut req = Request::new(body);
         *req.method_mut() = out.method;
-        *req.uri_mut() = out.uri;
+        // Origin-form: the connection already goes to the origin.
+        *req.uri_mut() = match out.uri.path_and_query() {
+            Some(pq) => Uri::from(pq.clone()),
+            None => Uri::from_static("/"),
+        };
         *req.headers_mut() = out.headers;
-        let fut = self.client.request(req);
-        tokio::pin!(fut);
+        let exchange = async {
+            let mut req = req;
+            loop {
+                let mut conn = self.checkout().await?;
+                match conn.try_send_request(req).await {
+                    Ok(resp) => return Ok((resp, conn)),
+                    // A pooled connection the origin closed before this
+                    // request was written: the request comes back untouched,
+                    // so try it on another connection.
+                    Err(mut e) => match e.take_message() {
+                        Some(r) => req = r,
+                        None => {
+                            tracing::warn!(error = %display_chain(e.error()), "origin request failed");
+                            return Err(Error::OriginUnreachable("The connection to the origin failed".into()));
+                        }
+                    },
+                }
+            }
+        };
+        tokio::pin!(exchange);
         let mut seen = progress.get();
         let result = loop {
             tokio::select! {
-                r = &mut fut => break r,
+                r = &mut exchange => break r,
                 () = tokio::time::sleep(self.read_timeout) => {
                     let now = progress.get();
                     if now == seen {
-                        return Err(failure.take().unwrap_or_else(|| Error::OriginTimeout("The origin did not answer in time".into())));
+                        return Err(failure.and_then(Failure::take).unwrap_or_else(|| Error::OriginTimeout("The origin did not answer in time".into())));
                     }
                     seen = now;
                 }
             }
         };
-        if let Some(e) = failure.take() {
+        if let Some(e) = failure.and_then(Failure::take) {
             return Err(e);
         }
-        match result {
-            Ok(resp) => {
-                let read_timeout = self.read_timeout;
-                Ok(resp.map(|b| IdleTimeout::new(b, read_timeout)))
-            }
-            Err(e) => {
-                tracing::warn!(error = %display_chain(&e), "origin request failed");
-                Err(if e.is_connect() {
-                    Error::OriginUnreachable("The origin could not be reached".into())
-                } else {
-                    Error::OriginUnreachable("The connection to the origin failed".into())
-                })
+        let (resp, conn) = result?;
+        let read_timeout = self.read_timeout;
+        let pool = self.pool.clone();
+        Ok(resp.map(|b| OriginBody { inner: IdleTimeout::new(b, read_timeout), reuse: Some((conn, pool)) }))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The origin's response body. When it has been read to its end, its
+    /// connection goes back to the pool; dropped before that, the connection
+    /// is closed (hyper cannot reuse it mid-message).
+    pub struct OriginBody {
+        #[pin]
+        inner: IdleTimeout<Incoming>,
+        reuse: Option<(Conn, Arc<Pool>)>,
+    }
+
+    impl PinnedDrop for OriginBody {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if this.inner.is_end_stream()
+                && let Some((conn, pool)) = this.reuse.take()
+            {
+                pool.put(conn);
             }
         }
+    }
+}
+
+impl Body for OriginBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        let r = ready!(this.inner.poll_frame(cx));
+        match &r {
+            None => {
+                if let Some((conn, pool)) = this.reuse.take() {
+                    pool.put(conn);
+                }
+            }
+            Some(Err(_)) => *this.reuse = None,
+            Some(Ok(_)) => {}
+        }
+        Poll::Ready(r)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -31,6 +31,7 @@ pub mod demo;
 pub mod error;
 pub mod forward;
 pub mod resign;
+pub mod server;
 pub mod sigv2;
 pub mod sigv4;
 pub mod verify;
@@ -44,7 +45,6 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
-use axum::serve::ListenerExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
@@ -90,7 +90,7 @@ impl AppState {
         Self(Arc::new(Inner {
             client_keys: KeyCache::new(config.client_secret_key.expose().as_bytes()),
             origin_keys: KeyCache::new(config.origin_secret_key.expose().as_bytes()),
-            forwarder: Forwarder::new(config.connect_timeout, config.read_timeout),
+            forwarder: Forwarder::new(&config.origin, config.connect_timeout, config.read_timeout),
             config,
             clock,
         }))
@@ -105,19 +105,18 @@ impl AppState {
 /// The router: every path goes to the proxy handler (`/healthz` included, since
 /// a signed request for it is an S3 request for bucket `healthz`).
 pub fn app(state: AppState) -> Router {
-    Router::new().fallback(handle).with_state(state)
+    Router::new().fallback(|State(state): State<AppState>, req: Request| handle(state, req)).with_state(state)
 }
 
-/// Serves `app(state)` on `listener` until `shutdown` resolves, then drains.
+/// Serves the proxy on `listener`, on the caller's runtime, until `shutdown`
+/// resolves; then lets in-flight requests finish. The binary uses
+/// [`server::serve`] (one single-threaded runtime per core) instead.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    server::run_here(listener, state, shutdown).await
 }
 
 fn request_id() -> String {
@@ -130,7 +129,7 @@ fn request_id() -> String {
     format!("{:016X}", seed.wrapping_add(COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15)))
 }
 
-async fn handle(State(state): State<AppState>, req: Request) -> Response {
+pub(crate) async fn handle(state: AppState, req: Request) -> Response {
     let started = Instant::now();
     let rid = request_id();
     let (parts, body) = req.into_parts();
@@ -192,7 +191,7 @@ async fn proxy(state: &AppState, parts: &http::request::Parts, body: SharedBody)
     } else {
         OutBody::empty()
     };
-    let resp = state.0.forwarder.send(out, out_body, &failure).await.map_err(|e| (e, has_body))?;
+    let resp = state.0.forwarder.send(out, out_body, Some(&failure)).await.map_err(|e| (e, has_body))?;
     let (mut rparts, rbody) = resp.into_parts();
     forward::strip_hop_by_hop(&mut rparts.headers);
     Ok(Response::from_parts(rparts, Body::new(rbody)))
@@ -262,7 +261,7 @@ async fn healthz(state: &AppState, head: bool) -> Response {
     let started = Instant::now();
     let probe = async {
         let out = state.signer().sign_probe(&cfg.healthcheck_path, state.0.clock.now())?;
-        state.0.forwarder.send(out, OutBody::empty(), &Failure::default()).await
+        state.0.forwarder.send(out, OutBody::empty(), None).await
     };
     let origin_status = match tokio::time::timeout(Duration::from_secs(2), probe).await {
         Ok(Ok(resp)) => Some(resp.status()),

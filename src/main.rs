@@ -3,23 +3,25 @@
 use std::process::ExitCode;
 
 use s3_resign_proxy::config::Config;
-use s3_resign_proxy::{AppState, run, shutdown_signal};
+use s3_resign_proxy::server::serve as serve_workers;
+use s3_resign_proxy::{AppState, shutdown_signal};
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        None | Some("serve") => serve().await,
+        None | Some("serve") => serve(),
         #[cfg(feature = "demo")]
-        Some("demo") => report(s3_resign_proxy::demo::run_demo().await),
+        Some("demo") => report(runtime().and_then(|rt| rt.block_on(s3_resign_proxy::demo::run_demo()))),
         #[cfg(feature = "demo")]
         Some("origin") => match args.get(1) {
-            Some(dir) => report(s3_resign_proxy::demo::run_origin(std::path::Path::new(dir)).await),
+            Some(dir) => report(
+                runtime().and_then(|rt| rt.block_on(s3_resign_proxy::demo::run_origin(std::path::Path::new(dir)))),
+            ),
             None => {
                 eprintln!("usage: s3-resign-proxy origin DIR");
                 ExitCode::from(2)
@@ -36,7 +38,12 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve() -> ExitCode {
+#[cfg(feature = "demo")]
+fn runtime() -> Result<tokio::runtime::Runtime, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn serve() -> ExitCode {
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -44,15 +51,18 @@ async fn serve() -> ExitCode {
             return ExitCode::from(78);
         }
     };
-    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+    let listener = match std::net::TcpListener::bind(config.listen) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("s3-resign-proxy: cannot listen on {}: {e}", config.listen);
             return ExitCode::from(1);
         }
     };
-    tracing::info!(listen = %config.listen, origin = %format_args!("{}://{}", config.origin.scheme, config.origin.authority), region = %config.region, "s3-resign-proxy started");
-    report(run(listener, AppState::new(config), shutdown_signal()).await.map_err(Into::into))
+    tracing::info!(listen = %config.listen, origin = %format_args!("{}://{}", config.origin.scheme, config.origin.authority), region = %config.region, workers = config.workers, "s3-resign-proxy started");
+    let workers = config.workers;
+    report(
+        serve_workers(listener, workers, move || AppState::new(config.clone()), shutdown_signal()).map_err(Into::into),
+    )
 }
 
 fn report(r: Result<(), Box<dyn std::error::Error + Send + Sync>>) -> ExitCode {
