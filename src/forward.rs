@@ -41,16 +41,22 @@ impl Failure {
     }
 }
 
-/// Bytes moved so far, for the idle (read) timeout.
+/// Bytes moved so far, for the idle (read) timeout. The default tracks
+/// nothing (a request without a body allocates nothing for it).
 #[derive(Clone, Default)]
-pub struct Progress(Arc<AtomicU64>);
+pub struct Progress(Option<Arc<AtomicU64>>);
 
 impl Progress {
+    pub fn new() -> Self {
+        Self(Some(Arc::default()))
+    }
     fn add(&self, n: usize) {
-        self.0.fetch_add(n as u64 + 1, Ordering::Relaxed);
+        if let Some(p) = &self.0 {
+            p.fetch_add(n as u64 + 1, Ordering::Relaxed);
+        }
     }
     fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.as_ref().map_or(0, |p| p.load(Ordering::Relaxed))
     }
 }
 
@@ -196,6 +202,49 @@ pub struct SharedBody {
 impl SharedBody {
     pub fn new(body: axum::body::Body, failure: Failure) -> Self {
         Self { inner: Arc::new(Mutex::new(body.into_data_stream())), failure }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// What the proxy answers with: the origin's body streamed through, or a
+    /// body of its own (errors, `/healthz`). An enum rather than a boxed
+    /// body: no allocation per response.
+    #[project = ProxyBodyProj]
+    pub enum ProxyBody {
+        Origin { #[pin] body: OriginBody },
+        Local { body: axum::body::Body },
+    }
+}
+
+impl From<axum::body::Body> for ProxyBody {
+    fn from(body: axum::body::Body) -> Self {
+        Self::Local { body }
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.project() {
+            ProxyBodyProj::Origin { body } => body.poll_frame(cx),
+            ProxyBodyProj::Local { body } => Pin::new(body).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Origin { body } => body.is_end_stream(),
+            Self::Local { body } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Origin { body } => body.size_hint(),
+            Self::Local { body } => body.size_hint(),
+        }
     }
 }
 
@@ -560,8 +609,14 @@ pub fn connection_listed(headers: &HeaderMap) -> Vec<String> {
 
 /// Removes hop-by-hop headers (and those `Connection` names) from a response.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    for name in connection_listed(headers) {
-        headers.remove(name.as_str());
+    if headers.contains_key(header::CONNECTION) {
+        for name in connection_listed(headers) {
+            headers.remove(name.as_str());
+        }
+    }
+    // Usually there is none: look before collecting.
+    if !headers.keys().any(|n| is_hop_by_hop(n.as_str())) {
+        return;
     }
     let hop: Vec<http::HeaderName> = headers.keys().filter(|n| is_hop_by_hop(n.as_str())).cloned().collect();
     for name in hop {

@@ -51,7 +51,7 @@ use tokio::net::TcpListener;
 
 use config::Config;
 use error::Error;
-use forward::{ChunkErrors, DataStream, Failure, Forwarder, OutBody, Progress, Sha256Check, SharedBody};
+use forward::{ChunkErrors, DataStream, Failure, Forwarder, OutBody, Progress, ProxyBody, Sha256Check, SharedBody};
 use resign::Signer;
 use sigv4::{KeyCache, PayloadHash};
 use verify::{VerifyContext, has_auth, verify};
@@ -119,47 +119,68 @@ pub async fn run(
     server::run_here(listener, state, shutdown).await
 }
 
-fn request_id() -> String {
+/// A request id for responses that lack the origin's: unique per process
+/// run, 16 hex digits, formatted without allocating.
+fn request_id() -> HeaderValue {
     static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let seed = *SEED.get_or_init(|| {
         let t = OffsetDateTime::now_utc().unix_timestamp_nanos() as u64;
         t ^ u64::from(std::process::id()).rotate_left(32)
     });
-    format!("{:016X}", seed.wrapping_add(COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+    let id = seed.wrapping_add(COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut hex = [0u8; 16];
+    for (i, b) in hex.iter_mut().enumerate() {
+        *b = b"0123456789ABCDEF"[(id >> (60 - 4 * i)) as usize & 0xF];
+    }
+    HeaderValue::from_bytes(&hex).unwrap_or(HeaderValue::from_static("0"))
 }
 
-pub(crate) async fn handle(state: AppState, req: Request) -> Response {
+/// One request, whatever its body type (hyper's `Incoming` from the server,
+/// axum's `Body` through [`app`]).
+pub(crate) async fn handle<B>(state: AppState, req: http::Request<B>) -> Response<ProxyBody>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<forward::BoxError>,
+{
     let started = Instant::now();
-    let rid = request_id();
     let (parts, body) = req.into_parts();
     let head = parts.method == Method::HEAD;
     if parts.uri.path() == "/healthz"
         && (parts.method == Method::GET || head)
         && !has_auth(&parts.headers, parts.uri.query())
     {
-        return healthz(&state, head).await;
+        return healthz(&state, head).await.map(ProxyBody::from);
     }
-    let body = SharedBody::new(body, Failure::default());
+    // Only a request with a body pays for the shared handle on it.
+    let has_body =
+        content_length(&parts.headers).is_some_and(|l| l > 0) || parts.headers.contains_key(header::TRANSFER_ENCODING);
+    let body = has_body.then(|| SharedBody::new(Body::new(body), Failure::default()));
     let result = proxy(&state, &parts, body.clone()).await;
     let mut resp = match result {
         Ok(r) => r,
         Err((e, body_started)) => {
-            tracing::info!(method = %parts.method, path = parts.uri.path(), request_id = %rid, error = %e, "rejected");
-            drain(&parts.headers, body, body_started).await;
-            e.into_response(&rid, head)
+            let rid = request_id();
+            let rid_str = rid.to_str().unwrap_or("0");
+            tracing::info!(method = %parts.method, path = parts.uri.path(), request_id = rid_str, error = %e, "rejected");
+            if let Some(body) = body {
+                drain(&parts.headers, body, body_started).await;
+            }
+            e.into_response(rid_str, head).map(ProxyBody::from)
         }
     };
-    resp.headers_mut()
-        .entry("x-amz-request-id")
-        .or_insert_with(|| HeaderValue::from_str(&rid).unwrap_or(HeaderValue::from_static("0")));
+    resp.headers_mut().entry("x-amz-request-id").or_insert_with(request_id);
     tracing::debug!(method = %parts.method, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "proxied");
     resp
 }
 
 /// verify → re-sign → forward. An error says whether the body was already
 /// being read (so a `100 Continue` may have gone out).
-async fn proxy(state: &AppState, parts: &http::request::Parts, body: SharedBody) -> Result<Response, (Error, bool)> {
+async fn proxy(
+    state: &AppState,
+    parts: &http::request::Parts,
+    body: Option<SharedBody>,
+) -> Result<Response<ProxyBody>, (Error, bool)> {
     let cfg = &state.0.config;
     let now = state.0.clock.now();
     let ctx = VerifyContext {
@@ -172,29 +193,30 @@ async fn proxy(state: &AppState, parts: &http::request::Parts, body: SharedBody)
     let verified = verify(&parts.method, &parts.uri, &parts.headers, &ctx).map_err(|e| (e, false))?;
     let out = state.signer().resign(&verified, &parts.method, &parts.headers, now).map_err(|e| (e, false))?;
     let len = content_length(&parts.headers);
-    let failure = body.failure.clone();
-    let has_body = len.is_some_and(|l| l > 0) || parts.headers.contains_key(header::TRANSFER_ENCODING);
-    let out_body = if has_body {
-        let stream: DataStream = match verified.payload() {
-            PayloadHash::Sha256(h) => Box::pin(Sha256Check::new(body, h, failure.clone())),
-            PayloadHash::Unsigned => Box::pin(body),
-            PayloadHash::StreamingSigned
-            | PayloadHash::StreamingSignedTrailer
-            | PayloadHash::StreamingUnsignedTrailer => {
-                Box::pin(ChunkErrors::new(chunk_rewriter(&verified, &out, &parts.headers, body), failure.clone()))
-            }
-            PayloadHash::StreamingEcdsa => {
-                return Err((Error::NotImplemented("SigV4a streaming payloads are not supported".into()), false));
-            }
-        };
-        OutBody::new(stream, len, Progress::default())
-    } else {
-        OutBody::empty()
+    let failure = body.as_ref().map(|b| b.failure.clone());
+    let has_body = body.is_some();
+    let out_body = match (body, &failure) {
+        (Some(body), Some(failure)) => {
+            let stream: DataStream = match verified.payload() {
+                PayloadHash::Sha256(h) => Box::pin(Sha256Check::new(body, h, failure.clone())),
+                PayloadHash::Unsigned => Box::pin(body),
+                PayloadHash::StreamingSigned
+                | PayloadHash::StreamingSignedTrailer
+                | PayloadHash::StreamingUnsignedTrailer => {
+                    Box::pin(ChunkErrors::new(chunk_rewriter(&verified, &out, &parts.headers, body), failure.clone()))
+                }
+                PayloadHash::StreamingEcdsa => {
+                    return Err((Error::NotImplemented("SigV4a streaming payloads are not supported".into()), false));
+                }
+            };
+            OutBody::new(stream, len, Progress::new())
+        }
+        _ => OutBody::empty(),
     };
-    let resp = state.0.forwarder.send(out, out_body, Some(&failure)).await.map_err(|e| (e, has_body))?;
+    let resp = state.0.forwarder.send(out, out_body, failure.as_ref()).await.map_err(|e| (e, has_body))?;
     let (mut rparts, rbody) = resp.into_parts();
     forward::strip_hop_by_hop(&mut rparts.headers);
-    Ok(Response::from_parts(rparts, Body::new(rbody)))
+    Ok(Response::from_parts(rparts, ProxyBody::Origin { body: rbody }))
 }
 
 /// The aws-chunked codec for the request's mode: signed chunks are verified on

@@ -48,7 +48,7 @@ fn spawn_connection(tcp: TcpStream, state: &AppState, graceful: &GracefulShutdow
     let state = state.clone();
     let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let state = state.clone();
-        async move { Ok::<_, Infallible>(crate::handle(state, req.map(axum::body::Body::new)).await) }
+        async move { Ok::<_, Infallible>(crate::handle(state, req).await) }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
