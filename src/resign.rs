@@ -5,6 +5,9 @@
 //! are forwarded, plus `host`, `x-amz-date` and `x-amz-content-sha256`. A
 //! header the client did not sign is never signed here.
 
+use std::cell::RefCell;
+
+use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Uri};
@@ -12,14 +15,19 @@ use time::OffsetDateTime;
 
 use crate::config::Origin;
 use crate::error::Error;
-use crate::forward::{connection_listed, is_hop_by_hop};
+use crate::forward::is_hop_by_hop;
+use crate::sigv4::canonical::{Scope, push_canonical_request, sign_canonical_request};
+use crate::sigv4::encode::hex32;
 use crate::sigv4::payload::{
-    EMPTY_SHA256, STREAMING_PAYLOAD, STREAMING_PAYLOAD_TRAILER, STREAMING_UNSIGNED_TRAILER, UNSIGNED_PAYLOAD,
+    EMPTY_SHA256, EMPTY_SHA256_BYTES, STREAMING_PAYLOAD, STREAMING_PAYLOAD_TRAILER, STREAMING_UNSIGNED_TRAILER,
+    UNSIGNED_PAYLOAD,
 };
-use crate::sigv4::{
-    AmzDate, CanonicalRequest, KeyCache, PayloadHash, Query, SignedHeaders, SigningKey, StringToSign, canonical_uri,
-};
+use crate::sigv4::scratch::{SmallVec, Text, with_text};
+use crate::sigv4::{AmzDate, KeyCache, PayloadHash, Query, SignedHeaders, SigningKey, canonical_uri};
 use crate::verify::VerifiedRequest;
+
+const X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
+const X_AMZ_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-amz-content-sha256");
 
 /// Headers that never travel to the origin: hop-by-hop ones, `Expect` (the
 /// proxy answers 100-continue itself), the client's own `Host` and
@@ -27,6 +35,18 @@ use crate::verify::VerifiedRequest;
 /// credentials, not the origin's.
 pub fn is_dropped(name: &str) -> bool {
     is_hop_by_hop(name) || matches!(name, "host" | "authorization" | "expect" | "x-amz-security-token")
+}
+
+/// Is `name` (lower case) listed in the request's `Connection` header? The
+/// same test as `forward::connection_listed(headers).contains(name)`, without
+/// collecting the list.
+fn connection_lists(headers: &HeaderMap, name: &str) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|s| s.trim().eq_ignore_ascii_case(name))
 }
 
 /// The origin's chunk chain for signed aws-chunked bodies.
@@ -61,27 +81,38 @@ impl Signer<'_> {
         client_headers: &HeaderMap,
         now: OffsetDateTime,
     ) -> Result<OriginRequest, Error> {
-        let listed = connection_listed(client_headers);
-        let forwarded = |n: &str| !is_dropped(n) && !listed.iter().any(|l| l == n);
+        let has_connection = client_headers.contains_key(header::CONNECTION);
+        let forwarded = |n: &str| !(is_dropped(n) || (has_connection && connection_lists(client_headers, n)));
 
         let mut headers = HeaderMap::with_capacity(client_headers.len() + 3);
+        // The forwarded headers, for the canonical request: the very values
+        // `headers` gets, in the same order.
+        let mut pairs = SmallVec::<(&str, &[u8]), 16>::new(("", b""));
         for (name, value) in client_headers {
             let n = name.as_str();
-            if forwarded(n) && n != "x-amz-date" && n != "x-amz-content-sha256" {
+            if n != "x-amz-date" && n != "x-amz-content-sha256" && forwarded(n) {
                 headers.append(name.clone(), value.clone());
+                pairs.push((n, value.as_bytes()));
             }
         }
-        let payload_text: std::borrow::Cow<'static, str> = match v.payload() {
-            PayloadHash::Unsigned => UNSIGNED_PAYLOAD.into(),
-            PayloadHash::Sha256(h) => hex::encode(h).into(),
-            PayloadHash::StreamingSigned => STREAMING_PAYLOAD.into(),
-            PayloadHash::StreamingSignedTrailer => STREAMING_PAYLOAD_TRAILER.into(),
-            PayloadHash::StreamingUnsignedTrailer => STREAMING_UNSIGNED_TRAILER.into(),
+        let hash_hex;
+        let payload_text: &str = match v.payload() {
+            PayloadHash::Unsigned => UNSIGNED_PAYLOAD,
+            PayloadHash::Sha256(EMPTY_SHA256_BYTES) => EMPTY_SHA256,
+            PayloadHash::Sha256(h) => {
+                hash_hex = hex32(&h);
+                std::str::from_utf8(&hash_hex).expect("hex is ASCII")
+            }
+            PayloadHash::StreamingSigned => STREAMING_PAYLOAD,
+            PayloadHash::StreamingSignedTrailer => STREAMING_PAYLOAD_TRAILER,
+            PayloadHash::StreamingUnsignedTrailer => STREAMING_UNSIGNED_TRAILER,
             PayloadHash::StreamingEcdsa => {
                 return Err(Error::NotImplemented("SigV4a streaming payloads are not supported".into()));
             }
         };
-        let signed_by_client: Vec<&str> = v.signed_headers().filter(|n| forwarded(n)).collect();
+        let mut client_names = Names::new("");
+        client_names.extend(v.signed_headers().filter(|n| forwarded(n)));
+        let names = with_ours(client_names.as_slice());
         let streaming = matches!(v.payload(), PayloadHash::StreamingSigned | PayloadHash::StreamingSignedTrailer);
         self.finish(
             method,
@@ -89,8 +120,9 @@ impl Signer<'_> {
             v.origin_canonical_query(),
             v.forward_query(),
             headers,
-            &signed_by_client,
-            &payload_text,
+            pairs.as_slice(),
+            names.as_slice(),
+            payload_text,
             now,
             streaming,
         )
@@ -107,6 +139,7 @@ impl Signer<'_> {
             &q.forward(|_| false),
             HeaderMap::new(),
             &[],
+            &OURS,
             EMPTY_SHA256,
             now,
             false,
@@ -114,6 +147,10 @@ impl Signer<'_> {
     }
 
     /// Adds host, x-amz-date, x-amz-content-sha256 and the Authorization header.
+    ///
+    /// `pairs` are the (name, value) pairs of `headers` as they are passed in;
+    /// `names` the headers to sign: the client's signed headers that are
+    /// forwarded, and [`OURS`], sorted, once each.
     #[allow(clippy::too_many_arguments)]
     fn finish(
         &self,
@@ -122,68 +159,196 @@ impl Signer<'_> {
         canonical_query: &str,
         forward_query: &str,
         mut headers: HeaderMap,
-        signed_by_client: &[&str],
+        pairs: &[(&str, &[u8])],
+        names: &[&str],
         payload_text: &str,
         now: OffsetDateTime,
         streaming: bool,
     ) -> Result<OriginRequest, Error> {
         let date = AmzDate::from_datetime(now);
         let authority = self.origin.authority.as_str();
-        headers.insert(header::HOST, HeaderValue::from_str(authority).map_err(|_| bad_origin())?);
-        headers.insert(
-            HeaderName::from_static("x-amz-date"),
-            HeaderValue::from_str(date.as_str()).map_err(|_| bad_origin())?,
-        );
-        headers.insert(
-            HeaderName::from_static("x-amz-content-sha256"),
-            HeaderValue::from_str(payload_text).map_err(|_| bad_origin())?,
-        );
+        headers.insert(header::HOST, host_value(authority)?);
+        headers.insert(X_AMZ_DATE, date_value(&date)?);
+        headers.insert(X_AMZ_CONTENT_SHA256, payload_value(payload_text)?);
 
-        let mut names: Vec<&str> = Vec::with_capacity(signed_by_client.len() + 3);
-        names.extend_from_slice(signed_by_client);
-        names.extend(["host", "x-amz-date", "x-amz-content-sha256"]);
-        names.sort_unstable();
-        names.dedup();
-        let signed = names.join(";");
-        let signed = SignedHeaders::parse(&signed).map_err(|m| Error::InvalidRequest(m.into()))?;
+        let mut signed = String::with_capacity(names.iter().map(|n| n.len() + 1).sum());
+        for (i, n) in names.iter().enumerate() {
+            if i > 0 {
+                signed.push(';');
+            }
+            signed.push_str(n);
+        }
+        // The client's names were checked when its request was, and ours are fine.
+        let signed = SignedHeaders::from_valid(&signed);
 
-        let creq = CanonicalRequest::new(
-            method.as_str(),
-            canonical_uri,
-            canonical_query,
-            &headers,
-            Some(authority),
-            &signed,
-            payload_text,
-        );
-        let scope = format!("{}/{}/s3/aws4_request", date.date(), self.region);
-        let sts = StringToSign::new(&date, &scope, &creq);
-        let key = self.keys.get(date.date(), self.region);
-        let signature = key.sign_hex(sts.as_str().as_bytes());
-        let authz = format!(
-            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={}, Signature={signature}",
+        // `headers` now holds `pairs` and these three.
+        let date_str = date.as_str();
+        let fixed = [("host", authority), ("x-amz-date", date_str), ("x-amz-content-sha256", payload_text)];
+        let scope = Scope { date: &date_str[..8], region: self.region, service: "s3" };
+        let (mac, key) = self.keys.with_prepared(scope.date, self.region, |key| {
+            with_text(|creq| {
+                push_canonical_request(
+                    creq,
+                    method.as_str(),
+                    canonical_uri,
+                    |q| q.push_str(canonical_query),
+                    pairs,
+                    &fixed,
+                    names,
+                    &signed,
+                    payload_text,
+                );
+                (sign_canonical_request(key, &date, scope, creq), key.key())
+            })
+        });
+        let signature = hex32(&mac);
+        let signature = std::str::from_utf8(&signature).expect("hex is ASCII");
+
+        let parts = [
+            "AWS4-HMAC-SHA256 Credential=",
             self.access_key,
-            signed.as_str()
+            "/",
+            scope.date,
+            "/",
+            scope.region,
+            "/s3/aws4_request, SignedHeaders=",
+            signed.as_str(),
+            ", Signature=",
+            signature,
+        ];
+        let mut authz = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+        parts.iter().for_each(|p| authz.push_str(p));
+        // Exactly sized, so the `Bytes` takes the string's buffer as is.
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_maybe_shared(Bytes::from(authz)).map_err(|_| bad_origin())?,
         );
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&authz).map_err(|_| bad_origin())?);
 
-        let pq = if forward_query.is_empty() {
-            canonical_uri.to_owned()
-        } else {
-            format!("{canonical_uri}?{forward_query}")
-        };
+        let mut pq = String::with_capacity(canonical_uri.len() + 1 + forward_query.len());
+        pq.push_str(canonical_uri);
+        if !forward_query.is_empty() {
+            pq.push('?');
+            pq.push_str(forward_query);
+        }
         let bad_uri = || Error::InvalidArgument("the request URI cannot be forwarded".into());
-        let uri = Uri::builder()
-            .scheme(self.origin.scheme.clone())
-            .authority(self.origin.authority.clone())
-            .path_and_query(PathAndQuery::try_from(pq).map_err(|_| bad_uri())?)
-            .build()
-            .map_err(|_| bad_uri())?;
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(self.origin.scheme.clone());
+        uri.authority = Some(self.origin.authority.clone());
+        uri.path_and_query = Some(PathAndQuery::try_from(pq).map_err(|_| bad_uri())?);
+        let uri = Uri::from_parts(uri).map_err(|_| bad_uri())?;
 
-        let chunk_seed =
-            streaming.then_some(OriginChunkSeed { signing_key: key, amz_date: date, scope, seed_signature: signature });
+        let chunk_seed = streaming.then(|| OriginChunkSeed {
+            signing_key: key,
+            amz_date: date,
+            scope: scope.text(),
+            seed_signature: signature.to_owned(),
+        });
         Ok(OriginRequest { method: method.clone(), uri, headers, chunk_seed })
     }
+}
+
+/// Signed header names, for sorting.
+type Names<'a> = SmallVec<&'a str, 16>;
+
+/// The headers the proxy sets and signs, sorted.
+const OURS: [&str; 3] = ["host", "x-amz-content-sha256", "x-amz-date"];
+
+/// `str::cmp`, deciding on the first byte without a call when it can.
+#[inline]
+fn name_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    match a.as_bytes().first().cmp(&b.as_bytes().first()) {
+        std::cmp::Ordering::Equal => a.cmp(b),
+        other => other,
+    }
+}
+
+/// `client` and [`OURS`], sorted, without repeats. The client's names are
+/// usually sorted already (SigV4 asks for it), and are then merged.
+#[inline(always)]
+fn with_ours<'a>(client: &[&'a str]) -> Names<'a> {
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    let mut out = Names::new("");
+    if client.windows(2).all(|w| name_cmp(w[0], w[1]) == Less) {
+        let (mut i, mut j) = (0, 0);
+        loop {
+            let next = match (client.get(i), OURS.get(j)) {
+                (Some(&a), Some(&b)) => match name_cmp(a, b) {
+                    Less => (a, 1, 0),
+                    Greater => (b, 0, 1),
+                    Equal => (a, 1, 1),
+                },
+                (Some(&a), None) => (a, 1, 0),
+                (None, Some(&b)) => (b, 0, 1),
+                (None, None) => break,
+            };
+            out.push(next.0);
+            i += next.1;
+            j += next.2;
+        }
+    } else {
+        out.extend(client.iter().copied());
+        out.extend(OURS);
+        out.as_mut_slice().sort_unstable_by(|a, b| name_cmp(a, b));
+        out.dedup();
+    }
+    out
+}
+
+/// The last value made on this thread, and what it was made from.
+type Last<K> = RefCell<Option<(K, HeaderValue)>>;
+
+thread_local! {
+    // The origin's host is always the same; the date changes once a second.
+    static LAST_HOST: Last<String> = const { RefCell::new(None) };
+    static LAST_DATE: Last<[u8; 16]> = const { RefCell::new(None) };
+}
+
+/// `HeaderValue::from_str(authority)`, shared with the last request's.
+fn host_value(authority: &str) -> Result<HeaderValue, Error> {
+    let make = || HeaderValue::from_str(authority).map_err(|_| bad_origin());
+    LAST_HOST.with(|last| {
+        let Ok(mut last) = last.try_borrow_mut() else {
+            return make();
+        };
+        match &*last {
+            Some((a, v)) if a == authority => Ok(v.clone()),
+            _ => {
+                let v = make()?;
+                *last = Some((authority.to_owned(), v.clone()));
+                Ok(v)
+            }
+        }
+    })
+}
+
+/// `HeaderValue::from_bytes(date)`, shared with the last request's.
+fn date_value(date: &AmzDate) -> Result<HeaderValue, Error> {
+    let make = || HeaderValue::from_bytes(date.as_bytes()).map_err(|_| bad_origin());
+    LAST_DATE.with(|last| {
+        let Ok(mut last) = last.try_borrow_mut() else {
+            return make();
+        };
+        match &*last {
+            Some((d, v)) if d == date.as_bytes() => Ok(v.clone()),
+            _ => {
+                let v = make()?;
+                *last = Some((*date.as_bytes(), v.clone()));
+                Ok(v)
+            }
+        }
+    })
+}
+
+/// The `x-amz-content-sha256` value: the fixed texts without a copy.
+fn payload_value(payload_text: &str) -> Result<HeaderValue, Error> {
+    Ok(match payload_text {
+        UNSIGNED_PAYLOAD => HeaderValue::from_static(UNSIGNED_PAYLOAD),
+        EMPTY_SHA256 => HeaderValue::from_static(EMPTY_SHA256),
+        STREAMING_PAYLOAD => HeaderValue::from_static(STREAMING_PAYLOAD),
+        STREAMING_PAYLOAD_TRAILER => HeaderValue::from_static(STREAMING_PAYLOAD_TRAILER),
+        STREAMING_UNSIGNED_TRAILER => HeaderValue::from_static(STREAMING_UNSIGNED_TRAILER),
+        other => HeaderValue::from_bytes(other.as_bytes()).map_err(|_| bad_origin())?,
+    })
 }
 
 fn bad_origin() -> Error {
@@ -193,7 +358,7 @@ fn bad_origin() -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sigv4::{AmzDate, KeyCache};
+    use crate::sigv4::{AmzDate, CanonicalRequest, KeyCache, StringToSign};
     use crate::verify::{VerifyContext, verify};
     use http::Uri;
     use std::time::Duration;
@@ -232,6 +397,25 @@ mod tests {
                 .unwrap(),
         );
         (Method::GET, uri, h, now)
+    }
+
+    #[test]
+    fn ours_are_merged_sorted_and_once() {
+        let cases: [&[&str]; 7] = [
+            &[],
+            &["host"],
+            &["a", "host", "range", "x-amz-content-sha256", "x-amz-date", "x-amz-meta-z", "z"],
+            &["x-amz-date", "host", "a"],
+            &["host", "host", "x-amz-date"],
+            &["", "host"],
+            &["x-amz-date", "x-amz-content-sha256"],
+        ];
+        for client in cases {
+            let mut want: Vec<&str> = client.iter().copied().chain(OURS).collect();
+            want.sort_unstable();
+            want.dedup();
+            assert_eq!(with_ours(client).as_slice(), want, "{client:?}");
+        }
     }
 
     #[test]

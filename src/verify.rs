@@ -7,17 +7,25 @@
 
 use std::time::Duration;
 
-use http::{HeaderMap, Method, header};
+use http::{HeaderMap, HeaderName, Method, header};
+use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use crate::error::Error;
 use crate::sigv2;
 use crate::sigv4::auth::PRESIGNED_AUTH_PARAMS;
-use crate::sigv4::payload::{EMPTY_SHA256, UNSIGNED_PAYLOAD};
+use crate::sigv4::canonical::{Scope, header_pairs, push_canonical_request, sign_canonical_request};
+use crate::sigv4::encode::{canonical_uri_into, split_byte, unhex32};
+use crate::sigv4::payload::{EMPTY_SHA256, EMPTY_SHA256_BYTES, UNSIGNED_PAYLOAD};
+use crate::sigv4::scratch::{Text, into_string, with_text};
 use crate::sigv4::{
     AmzDate, AuthorizationV4, CanonicalRequest, Credential, KeyCache, PayloadHash, PresignedV4, Query, SignedHeaders,
-    SigningKey, StringToSign, canonical_uri,
+    SigningKey, StringToSign,
 };
+
+const X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
+const X_AMZ_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-amz-content-sha256");
+const X_AMZ_DECODED_CONTENT_LENGTH: HeaderName = HeaderName::from_static("x-amz-decoded-content-length");
 
 /// What a verifier needs besides the request. The clock is injected.
 pub struct VerifyContext<'a> {
@@ -51,12 +59,58 @@ pub struct ClientChunkSeed {
 #[derive(Debug, Clone)]
 pub struct VerifiedRequest {
     kind: AuthKind,
-    canonical_uri: String,
-    forward_query: String,
-    origin_canonical_query: String,
-    signed_headers: String,
+    /// The canonical URI, the forward query, the origin's canonical query and
+    /// the signed headers, end to end in one allocation.
+    parts: String,
+    /// Where the first three of `parts` end.
+    ends: [usize; 3],
     payload: PayloadHash,
     chunk_seed: Option<ClientChunkSeed>,
+}
+
+/// [`VerifiedRequest`] without its signed headers (known once the signature is checked).
+struct Parts {
+    text: String,
+    ends: [usize; 3],
+}
+
+impl Parts {
+    /// The canonical URI; the query pairs (wire and canonical) not in `skip`.
+    fn new(
+        raw_path: &str,
+        raw_query: &str,
+        query: &Query<'_>,
+        skip: impl Fn(&[u8]) -> bool,
+        signed_len: usize,
+    ) -> Self {
+        let mut text = String::with_capacity(raw_path.len() + 2 * raw_query.len() + signed_len + 8);
+        canonical_uri_into(&mut text, raw_path);
+        let uri_end = text.len();
+        query.push_forward(&mut text, &skip);
+        let forward_end = text.len();
+        query.push_canonical(&mut text, &skip);
+        Self { ends: [uri_end, forward_end, text.len()], text }
+    }
+
+    fn canonical_uri(&self) -> &str {
+        &self.text[..self.ends[0]]
+    }
+
+    fn canonical_query(&self) -> &str {
+        &self.text[self.ends[1]..self.ends[2]]
+    }
+
+    fn verified(
+        mut self,
+        kind: AuthKind,
+        signed_headers: &str,
+        payload: PayloadHash,
+        chunk_seed: Option<ClientChunkSeed>,
+    ) -> VerifiedRequest {
+        self.text.truncate(self.ends[2]);
+        self.text.push_str(signed_headers);
+        VerifiedRequest { kind, parts: self.text, ends: self.ends, payload, chunk_seed }
+    }
 }
 
 impl VerifiedRequest {
@@ -65,18 +119,18 @@ impl VerifiedRequest {
     }
     /// The path as verified; forwarded as is.
     pub fn canonical_uri(&self) -> &str {
-        &self.canonical_uri
+        &self.parts[..self.ends[0]]
     }
     /// Wire query pairs in canonical order, without presigned auth parameters.
     pub fn forward_query(&self) -> &str {
-        &self.forward_query
+        &self.parts[self.ends[0]..self.ends[1]]
     }
     pub fn origin_canonical_query(&self) -> &str {
-        &self.origin_canonical_query
+        &self.parts[self.ends[1]..self.ends[2]]
     }
     /// The header names the client signed.
     pub fn signed_headers(&self) -> impl Iterator<Item = &str> {
-        self.signed_headers.split(';')
+        split_byte(&self.parts[self.ends[2]..], b';')
     }
     pub fn payload(&self) -> PayloadHash {
         self.payload
@@ -146,15 +200,12 @@ fn check_access_key(cred: &Credential<'_>, ctx: &VerifyContext<'_>) -> Result<()
     Ok(())
 }
 
-fn unsigned_amz_headers(headers: &HeaderMap, signed: &SignedHeaders<'_>) -> Result<(), Error> {
-    let mut missing: Vec<&str> = headers
-        .keys()
-        .map(http::HeaderName::as_str)
-        .filter(|n| n.starts_with("x-amz-") && !signed.contains(n))
-        .collect();
-    if missing.is_empty() {
+fn unsigned_amz_headers(headers: &HeaderMap, signed: &[&str]) -> Result<(), Error> {
+    let unsigned = |n: &&str| n.starts_with("x-amz-") && !signed.contains(n);
+    if !headers.keys().map(http::HeaderName::as_str).any(|n| unsigned(&n)) {
         return Ok(());
     }
+    let mut missing: Vec<&str> = headers.keys().map(http::HeaderName::as_str).filter(unsigned).collect();
     missing.dedup();
     Err(Error::HeadersNotSigned(missing.join(", ")))
 }
@@ -163,13 +214,16 @@ fn fmt_time(t: OffsetDateTime) -> String {
     AmzDate::from_datetime(t).to_string()
 }
 
+/// Checks the client's signature over the canonical request; `canonical_query`
+/// writes the client's canonical query.
 #[allow(clippy::too_many_arguments)]
 fn check_signature(
     method: &Method,
     uri: &http::Uri,
     headers: &HeaderMap,
     canonical_uri: &str,
-    canonical_query: &str,
+    canonical_query: impl FnOnce(&mut Vec<u8>),
+    names: &[&str],
     signed: &SignedHeaders<'_>,
     payload_text: &str,
     date: &AmzDate,
@@ -178,19 +232,43 @@ fn check_signature(
     ctx: &VerifyContext<'_>,
 ) -> Result<SigningKey, Error> {
     let host = if headers.contains_key(header::HOST) { None } else { uri.authority().map(|a| a.as_str()) };
-    let creq =
-        CanonicalRequest::new(method.as_str(), canonical_uri, canonical_query, headers, host, signed, payload_text);
-    let sts = StringToSign::new(date, &cred.scope(), &creq);
-    let key = ctx.keys.get(cred.date, cred.region);
-    if key.verify_hex(sts.as_str().as_bytes(), provided) {
-        Ok(key)
-    } else {
-        Err(Error::SignatureDoesNotMatch {
-            access_key: cred.access_key.to_owned(),
-            signature_provided: provided.to_owned(),
-            string_to_sign: sts.to_string(),
-            canonical_request: Some(creq.to_string()),
+    let fixed = host.map(|h| ("host", h));
+    let pairs = header_pairs(headers);
+    let scope = Scope { date: cred.date, region: cred.region, service: cred.service };
+    let checked = ctx.keys.with_prepared(cred.date, cred.region, |key| {
+        with_text(|creq| {
+            push_canonical_request(
+                creq,
+                method.as_str(),
+                canonical_uri,
+                canonical_query,
+                pairs.as_slice(),
+                fixed.as_slice(),
+                names,
+                signed,
+                payload_text,
+            );
+            let computed = sign_canonical_request(key, date, scope, creq);
+            // As `SigningKey::verify_hex`: a hex signature in any case, compared in constant time.
+            if unhex32(provided.as_bytes()).is_some_and(|want| bool::from(computed.ct_eq(&want))) {
+                Ok(key.key())
+            } else {
+                Err(creq.clone())
+            }
         })
+    });
+    match checked {
+        Ok(key) => Ok(key),
+        Err(creq) => {
+            let creq = CanonicalRequest::from_text(into_string(creq));
+            let sts = StringToSign::new(date, &cred.scope(), &creq);
+            Err(Error::SignatureDoesNotMatch {
+                access_key: cred.access_key.to_owned(),
+                signature_provided: provided.to_owned(),
+                string_to_sign: sts.to_string(),
+                canonical_request: Some(creq.to_string()),
+            })
+        }
     }
 }
 
@@ -215,7 +293,7 @@ fn verify_header(
     }
     check_access_key(&cred, ctx)?;
     let date =
-        headers.get("x-amz-date").and_then(|v| v.to_str().ok()).and_then(AmzDate::parse).ok_or_else(|| {
+        headers.get(X_AMZ_DATE).and_then(|v| v.to_str().ok()).and_then(AmzDate::parse).ok_or_else(|| {
             Error::AccessDenied("AWS authentication requires a valid Date or X-Amz-Date header".into())
         })?;
     if cred.date != date.date() {
@@ -236,27 +314,29 @@ fn verify_header(
             max_skew_secs: ctx.max_skew.as_secs(),
         });
     }
-    if !auth.signed_headers.contains("host") {
+    let names = auth.signed_headers.names();
+    let names = names.as_slice();
+    if !names.contains(&"host") {
         return Err(Error::AuthorizationHeaderMalformed("SignedHeaders must include host".into()));
     }
     let payload_text = headers
-        .get("x-amz-content-sha256")
+        .get(X_AMZ_CONTENT_SHA256)
         .ok_or_else(|| Error::InvalidRequest("Missing required header for this request: x-amz-content-sha256".into()))?
         .to_str()
         .unwrap_or("");
     let payload = PayloadHash::parse(payload_text).ok_or_else(|| {
         Error::InvalidArgument("x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-…, or a SHA256 value".into())
     })?;
-    unsigned_amz_headers(headers, &auth.signed_headers)?;
+    unsigned_amz_headers(headers, names)?;
 
-    let canonical_uri = canonical_uri(uri.path());
-    let canonical_query = query.canonical(|_| false);
+    let parts = Parts::new(uri.path(), uri.query().unwrap_or(""), query, |_| false, auth.signed_headers.as_str().len());
     let key = check_signature(
         method,
         uri,
         headers,
-        &canonical_uri,
-        &canonical_query,
+        parts.canonical_uri(),
+        |q| q.push_str(parts.canonical_query()),
+        names,
         &auth.signed_headers,
         payload_text,
         &date,
@@ -277,15 +357,7 @@ fn verify_header(
         | PayloadHash::StreamingUnsignedTrailer
         | PayloadHash::StreamingEcdsa => None,
     };
-    Ok(VerifiedRequest {
-        kind: AuthKind::HeaderV4,
-        forward_query: query.forward(|_| false),
-        origin_canonical_query: canonical_query,
-        canonical_uri,
-        signed_headers: auth.signed_headers.as_str().to_owned(),
-        payload,
-        chunk_seed,
-    })
+    Ok(parts.verified(AuthKind::HeaderV4, auth.signed_headers.as_str(), payload, chunk_seed))
 }
 
 /// Request-level checks on the payload mode, before any body byte is read.
@@ -301,7 +373,7 @@ fn check_payload(method: &Method, headers: &HeaderMap, payload: PayloadHash) -> 
                 .into(),
         )),
         PayloadHash::StreamingSigned | PayloadHash::StreamingSignedTrailer | PayloadHash::StreamingUnsignedTrailer => {
-            let decoded = headers.get("x-amz-decoded-content-length").and_then(|v| v.to_str().ok());
+            let decoded = headers.get(X_AMZ_DECODED_CONTENT_LENGTH).and_then(|v| v.to_str().ok());
             match decoded.map(str::parse::<u64>) {
                 None => Err(Error::MissingContentLength),
                 Some(Err(_)) => Err(Error::InvalidArgument("x-amz-decoded-content-length must be a number".into())),
@@ -316,7 +388,7 @@ fn check_payload(method: &Method, headers: &HeaderMap, payload: PayloadHash) -> 
             if let PayloadHash::Sha256(h) = payload
                 && !has_length
                 && !chunked_te
-                && hex::encode(h) != EMPTY_SHA256
+                && h != EMPTY_SHA256_BYTES
             {
                 // No body at all, yet a non-empty hash was signed.
                 return Err(Error::XAmzContentSHA256Mismatch {
@@ -367,24 +439,27 @@ fn verify_presigned(
     if ctx.now > signed_at + Duration::from_secs(u64::from(p.expires)) {
         return Err(Error::AccessDenied("Request has expired".into()));
     }
-    if !p.signed_headers.contains("host") {
+    let names = p.signed_headers.names();
+    let names = names.as_slice();
+    if !names.contains(&"host") {
         return Err(Error::AuthorizationQueryParametersError("X-Amz-SignedHeaders must include host".into()));
     }
-    unsigned_amz_headers(headers, &p.signed_headers)?;
+    unsigned_amz_headers(headers, names)?;
     let payload_text = p.content_sha256.unwrap_or(UNSIGNED_PAYLOAD);
     let payload = PayloadHash::parse(payload_text).ok_or_else(|| {
         Error::AuthorizationQueryParametersError(
             "X-Amz-Content-Sha256 must be UNSIGNED-PAYLOAD or a SHA256 value".into(),
         )
     })?;
-    let canonical_uri = canonical_uri(uri.path());
-    let canonical_query = query.canonical(|k| k == b"X-Amz-Signature");
+    let is_auth = |k: &[u8]| k.starts_with(b"X-Amz-") && PRESIGNED_AUTH_PARAMS.iter().any(|a| a.as_bytes() == k);
+    let parts = Parts::new(uri.path(), uri.query().unwrap_or(""), query, is_auth, p.signed_headers.as_str().len());
     check_signature(
         method,
         uri,
         headers,
-        &canonical_uri,
-        &canonical_query,
+        parts.canonical_uri(),
+        |q| query.push_canonical(q, |k| k == b"X-Amz-Signature"),
+        names,
         &p.signed_headers,
         payload_text,
         &p.date,
@@ -403,16 +478,7 @@ fn verify_presigned(
             ));
         }
     }
-    let is_auth = |k: &[u8]| PRESIGNED_AUTH_PARAMS.iter().any(|a| a.as_bytes() == k);
-    Ok(VerifiedRequest {
-        kind: AuthKind::PresignedV4,
-        forward_query: query.forward(is_auth),
-        origin_canonical_query: query.canonical(is_auth),
-        canonical_uri,
-        signed_headers: p.signed_headers.as_str().to_owned(),
-        payload,
-        chunk_seed: None,
-    })
+    Ok(parts.verified(AuthKind::PresignedV4, p.signed_headers.as_str(), payload, None))
 }
 
 enum V2Auth<'a> {
@@ -524,13 +590,6 @@ fn verify_v2(
     signed.sort_unstable();
     signed.dedup();
     let is_auth = |k: &[u8]| matches!(kind, AuthKind::PresignedV2) && V2_AUTH_PARAMS.iter().any(|a| a.as_bytes() == k);
-    Ok(VerifiedRequest {
-        kind,
-        canonical_uri: canonical_uri(uri.path()),
-        forward_query: query.forward(is_auth),
-        origin_canonical_query: query.canonical(is_auth),
-        signed_headers: signed.join(";"),
-        payload: PayloadHash::Unsigned,
-        chunk_seed: None,
-    })
+    let parts = Parts::new(uri.path(), uri.query().unwrap_or(""), query, is_auth, 0);
+    Ok(parts.verified(kind, &signed.join(";"), PayloadHash::Unsigned, None))
 }

@@ -5,6 +5,8 @@
 //! <https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-query-string-auth.html>
 
 use super::date::AmzDate;
+use super::encode::split_byte;
+use super::scratch::SmallVec;
 
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 
@@ -19,7 +21,7 @@ pub struct Credential<'a> {
 
 impl<'a> Credential<'a> {
     pub fn parse(s: &'a str) -> Result<Self, &'static str> {
-        let mut it = s.split('/');
+        let mut it = split_byte(s, b'/');
         let (Some(ak), Some(date), Some(region), Some(service), Some(term), None) =
             (it.next(), it.next(), it.next(), it.next(), it.next(), it.next())
         else {
@@ -42,7 +44,24 @@ impl<'a> Credential<'a> {
 
     /// `YYYYMMDD/region/service/aws4_request`
     pub fn scope(&self) -> String {
-        format!("{}/{}/{}/aws4_request", self.date, self.region, self.service)
+        let mut s = String::with_capacity(self.scope_len());
+        self.push_scope(&mut s);
+        s
+    }
+
+    pub(crate) fn scope_len(&self) -> usize {
+        self.date.len() + self.region.len() + self.service.len() + 15
+    }
+
+    pub(crate) fn push_scope(&self, out: &mut String) {
+        push_scope(out, self.date, self.region, self.service);
+    }
+}
+
+/// Appends `date/region/service/aws4_request`.
+pub(crate) fn push_scope(out: &mut String, date: &str, region: &str, service: &str) {
+    for part in [date, "/", region, "/", service, "/aws4_request"] {
+        out.push_str(part);
     }
 }
 
@@ -63,9 +82,11 @@ impl<'a> AuthorizationV4<'a> {
             .and_then(|r| r.strip_prefix(' '))
             .ok_or("the authorization header must start with AWS4-HMAC-SHA256")?;
         let (mut cred, mut sh, mut sig) = (None, None, None);
-        for part in rest.split(',') {
-            let part = part.trim_matches(|c| c == ' ' || c == '\t');
-            let (k, v) = part.split_once('=').ok_or("an authorization component lacks '='")?;
+        for part in split_byte(rest, b',') {
+            let part = trim_sp_tab(part);
+            let eq = super::encode::find_byte(part.as_bytes(), b'=').ok_or("an authorization component lacks '='")?;
+            // '=' is ASCII: both sides are on char boundaries.
+            let (k, v) = (&part[..eq], &part[eq + 1..]);
             let slot = match k {
                 "Credential" => &mut cred,
                 "SignedHeaders" => &mut sh,
@@ -83,13 +104,55 @@ impl<'a> AuthorizationV4<'a> {
     }
 }
 
-fn check_signature(s: &str) -> Result<&str, &'static str> {
-    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(s)
-    } else {
-        Err("the Signature must be 64 hex digits")
-    }
+/// `s.trim_matches([' ', '\t'])`
+fn trim_sp_tab(s: &str) -> &str {
+    let b = s.as_bytes();
+    let start = b.iter().position(|&c| c != b' ' && c != b'\t').unwrap_or(b.len());
+    let end = b.iter().rposition(|&c| c != b' ' && c != b'\t').map_or(start, |e| e + 1);
+    // Both ends are next to ASCII bytes, so on char boundaries.
+    s.get(start..end).unwrap_or("")
 }
+
+fn check_signature(s: &str) -> Result<&str, &'static str> {
+    if super::encode::unhex32(s.as_bytes()).is_some() { Ok(s) } else { Err("the Signature must be 64 hex digits") }
+}
+
+const BAD_SIGNED_HEADERS: &str = "SignedHeaders must list lower-case header names separated by ';'";
+
+/// The bytes of a lower-case header name (RFC 9110 `tchar`, without upper case).
+const NAME_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_lowercase()
+            || c.is_ascii_digit()
+            || matches!(
+                c,
+                b'-' | b'_' | b'.' | b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'^' | b'`' | b'|' | b'~'
+            );
+        b += 1;
+    }
+    t
+};
+
+/// The classes of [`LIST_BYTE_CLASS`]: a name byte is 0.
+const BAD: u8 = 1;
+const SEP: u8 = 2;
+
+/// [`SEP`] for `;`, 0 for a [`NAME_BYTE`], [`BAD`] for any other byte.
+const LIST_BYTE_CLASS: [u8; 256] = {
+    let mut t = [BAD; 256];
+    let mut b = 0;
+    while b < 256 {
+        if NAME_BYTE[b] {
+            t[b] = 0;
+        }
+        b += 1;
+    }
+    t[b';' as usize] = SEP;
+    t
+};
 
 /// `host;x-amz-content-sha256;x-amz-date`: lower-case names separated by `;`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,32 +163,17 @@ impl<'a> SignedHeaders<'a> {
         if s.is_empty() {
             return Err("SignedHeaders is empty");
         }
-        for name in s.split(';') {
-            let ok = !name.is_empty()
-                && name.bytes().all(|b| {
-                    b.is_ascii_lowercase()
-                        || b.is_ascii_digit()
-                        || matches!(
-                            b,
-                            b'-' | b'_'
-                                | b'.'
-                                | b'!'
-                                | b'#'
-                                | b'$'
-                                | b'%'
-                                | b'&'
-                                | b'\''
-                                | b'*'
-                                | b'+'
-                                | b'^'
-                                | b'`'
-                                | b'|'
-                                | b'~'
-                        )
-                });
-            if !ok {
-                return Err("SignedHeaders must list lower-case header names separated by ';'");
-            }
+        // Names are non-empty runs of name bytes, separated by single ';'.
+        // With the class of a ';' before the first byte and after the last.
+        let (mut bad, mut prev) = (0u8, SEP);
+        for &b in s.as_bytes() {
+            let class = LIST_BYTE_CLASS[b as usize];
+            bad |= (class & BAD) | (class & prev & SEP);
+            prev = class;
+        }
+        bad |= prev & SEP;
+        if bad != 0 {
+            return Err(BAD_SIGNED_HEADERS);
         }
         Ok(Self(s))
     }
@@ -135,11 +183,26 @@ impl<'a> SignedHeaders<'a> {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
-        self.0.split(';')
+        split_byte(self.0, b';')
     }
 
     pub fn contains(&self, name: &str) -> bool {
         self.iter().any(|n| n == name)
+    }
+
+    /// Names known to be valid (lower-case header names, sorted or not),
+    /// joined with `;`: not checked again.
+    pub(crate) fn from_valid(s: &'a str) -> Self {
+        debug_assert_eq!(Self::parse(s), Ok(Self(s)));
+        Self(s)
+    }
+
+    /// The names, split once.
+    #[inline(always)]
+    pub(crate) fn names(&self) -> SmallVec<&'a str, 16> {
+        let mut names = SmallVec::new("");
+        names.extend(self.iter());
+        names
     }
 }
 
@@ -218,5 +281,19 @@ mod tests {
         ] {
             assert!(AuthorizationV4::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn signed_headers_syntax() {
+        for ok in ["host", "host;x-amz-date", "a;b;c", "x-!#$%&'*+.^_`|~0"] {
+            let sh = SignedHeaders::parse(ok).unwrap();
+            assert_eq!(sh.iter().collect::<Vec<_>>(), ok.split(';').collect::<Vec<_>>());
+            assert_eq!(sh.names().as_slice(), ok.split(';').collect::<Vec<_>>());
+        }
+        for bad in ["", ";", "host;", ";host", "host;;x", "Host", "ho st", "a:b", "a,b", "é"] {
+            assert!(SignedHeaders::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(trim_sp_tab(" \t a b\t "), "a b");
+        assert_eq!(trim_sp_tab(" \t "), "");
     }
 }

@@ -37,24 +37,38 @@ impl AmzDate {
         Some(Self { text, at: PrimitiveDateTime::new(date, time).assume_utc() })
     }
 
+    /// `at` in UTC, to the second. Panics for years outside 0..=9999, which
+    /// have no `x-amz-date` form.
     pub fn from_datetime(at: OffsetDateTime) -> Self {
         let at = at.to_offset(time::UtcOffset::UTC);
-        let s = format!(
-            "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-            at.year(),
-            u8::from(at.month()),
-            at.day(),
-            at.hour(),
-            at.minute(),
-            at.second()
-        );
-        Self::parse(&s).expect("formatted date parses")
+        let (date, t) = (at.date(), at.time());
+        let year = u32::try_from(date.year()).ok().filter(|y| *y <= 9999).expect("formatted date parses");
+        let mut text = *b"00000000T000000Z";
+        let mut put = |at: usize, width: usize, mut v: u32| {
+            for i in (at..at + width).rev() {
+                text[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(4, 2, u32::from(u8::from(date.month())));
+        put(6, 2, u32::from(date.day()));
+        put(9, 2, u32::from(t.hour()));
+        put(11, 2, u32::from(t.minute()));
+        put(13, 2, u32::from(t.second()));
+        let whole = Time::from_hms(t.hour(), t.minute(), t.second()).expect("a valid time of day");
+        Self { text, at: PrimitiveDateTime::new(date, whole).assume_utc() }
     }
 
     /// `YYYYMMDDTHHMMSSZ`
     pub fn as_str(&self) -> &str {
         // Only ASCII digits, 'T' and 'Z' get in (checked in `parse`).
         std::str::from_utf8(&self.text).unwrap_or("")
+    }
+
+    /// [`AmzDate::as_str`]'s bytes.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.text
     }
 
     /// `YYYYMMDD`, the credential scope's date.
@@ -83,6 +97,11 @@ mod tests {
         assert_eq!(d.date(), "20150830");
         assert_eq!(d.datetime().unix_timestamp(), 1_440_938_160);
         assert_eq!(AmzDate::from_datetime(d.datetime()), d);
+        let odd = time::macros::datetime!(0042-03-04 05:06:07.891 +02:30);
+        let f = AmzDate::from_datetime(odd);
+        assert_eq!(f.as_str(), "00420304T023607Z");
+        assert_eq!(AmzDate::parse(f.as_str()), Some(f));
+        assert_eq!(f.datetime(), time::macros::datetime!(0042-03-04 02:36:07 UTC));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! <https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html#derive-signing-key>
 
-use std::sync::Mutex;
+use std::sync::RwLock;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -59,11 +59,56 @@ impl SigningKey {
     }
 }
 
+/// A signing key with the HMAC-SHA256 state already keyed (its inner and outer
+/// pads absorbed): each signature clones that state rather than hashing the two
+/// pad blocks again.
+#[derive(Clone)]
+pub struct PreparedKey {
+    key: SigningKey,
+    mac: HmacSha256,
+}
+
+impl std::fmt::Debug for PreparedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PreparedKey(<redacted>)")
+    }
+}
+
+impl From<SigningKey> for PreparedKey {
+    fn from(key: SigningKey) -> Self {
+        let mac = HmacSha256::new_from_slice(&key.0).expect("HMAC takes any key length");
+        Self { key, mac }
+    }
+}
+
+impl PreparedKey {
+    pub fn key(&self) -> SigningKey {
+        self.key
+    }
+
+    /// HMAC-SHA256 of `msg`; the same as [`SigningKey::sign`].
+    pub fn sign(&self, msg: &[u8]) -> [u8; 32] {
+        let mut mac = self.mac.clone();
+        mac.update(msg);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Constant-time check of a hex signature (any case) against `msg`; the
+    /// same as [`SigningKey::verify_hex`].
+    pub fn verify_hex(&self, msg: &[u8], provided: &str) -> bool {
+        let mut want = [0u8; 32];
+        if hex::decode_to_slice(provided, &mut want).is_err() {
+            return false;
+        }
+        self.sign(msg).ct_eq(&want).into()
+    }
+}
+
 /// Derives a key once per (date, region) instead of once per request.
 /// Holds the secret; prints nothing of it.
 pub struct KeyCache {
     secret: Vec<u8>,
-    entries: Mutex<Vec<([u8; 8], String, SigningKey)>>,
+    entries: RwLock<Vec<([u8; 8], String, PreparedKey)>>,
 }
 
 impl std::fmt::Debug for KeyCache {
@@ -76,24 +121,47 @@ const CACHE_SIZE: usize = 16;
 
 impl KeyCache {
     pub fn new(secret: &[u8]) -> Self {
-        Self { secret: secret.to_vec(), entries: Mutex::new(Vec::with_capacity(CACHE_SIZE)) }
+        Self { secret: secret.to_vec(), entries: RwLock::new(Vec::with_capacity(CACHE_SIZE)) }
     }
 
     /// `date` is `YYYYMMDD`; the service is always `s3`.
     pub fn get(&self, date: &str, region: &str) -> SigningKey {
+        self.prepared(date, region).key
+    }
+
+    /// [`KeyCache::get`], with the HMAC state keyed.
+    pub fn prepared(&self, date: &str, region: &str) -> PreparedKey {
+        self.with_prepared(date, region, PreparedKey::clone)
+    }
+
+    /// Runs `f` on the cached [`PreparedKey`] (without copying it out).
+    pub fn with_prepared<R>(&self, date: &str, region: &str, f: impl FnOnce(&PreparedKey) -> R) -> R {
         let Ok(d) = <[u8; 8]>::try_from(date.as_bytes()) else {
-            return SigningKey::derive(&self.secret, date, region, "s3");
+            return f(&SigningKey::derive(&self.secret, date, region, "s3").into());
         };
-        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((_, _, k)) = entries.iter().find(|(ed, er, _)| *ed == d && er == region) {
-            return *k;
+        let found = |entries: &[([u8; 8], String, PreparedKey)]| {
+            entries.iter().position(|(ed, er, _)| *ed == d && er == region)
+        };
+        {
+            let entries = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(i) = found(&entries) {
+                return f(&entries[i].2);
+            }
         }
-        let k = SigningKey::derive(&self.secret, date, region, "s3");
-        if entries.len() >= CACHE_SIZE {
-            entries.remove(0);
-        }
-        entries.push((d, region.to_owned(), k));
-        k
+        let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let k = match found(&entries) {
+            Some(i) => entries[i].2.clone(),
+            None => {
+                let k = PreparedKey::from(SigningKey::derive(&self.secret, date, region, "s3"));
+                if entries.len() >= CACHE_SIZE {
+                    entries.remove(0);
+                }
+                entries.push((d, region.to_owned(), k.clone()));
+                k
+            }
+        };
+        drop(entries);
+        f(&k)
     }
 }
 
@@ -121,5 +189,13 @@ mod tests {
         assert!(a.verify_hex(b"msg", &sig.to_uppercase()));
         assert!(!a.verify_hex(b"msh", &sig));
         assert!(!a.verify_hex(b"msg", &sig[..63]));
+        let p = c.prepared("20250101", "us-east-1");
+        assert_eq!(p.key(), a);
+        assert_eq!(c.with_prepared("20250101", "us-east-1", |p| p.key()), a);
+        assert_eq!(c.with_prepared("20250102", "us-east-1", |p| p.key()), c.get("20250102", "us-east-1"));
+        assert_eq!(p.sign(b"msg"), a.sign(b"msg"));
+        assert!(p.verify_hex(b"msg", &sig) && p.verify_hex(b"msg", &sig.to_uppercase()));
+        assert!(!p.verify_hex(b"msh", &sig) && !p.verify_hex(b"msg", &sig[..63]));
+        assert_eq!(KeyCache::new(b"secret").prepared("2025010", "us-east-1").key(), c.get("2025010", "us-east-1"));
     }
 }
