@@ -389,8 +389,9 @@ impl Forwarder {
                 unreachable()
             })?;
             let (conn, driver) = hyper::client::conn::http1::Builder::new()
-                // Bound what one upload may queue toward a slow origin.
-                .max_buf_size(64 << 10)
+                // Bounds what one upload may queue toward a slow origin and
+                // the response read size (64 KiB cost ~30% more CPU per GiB).
+                .max_buf_size(256 << 10)
                 .handshake(io)
                 .await
                 .map_err(|e| {
