@@ -389,9 +389,12 @@ impl Forwarder {
                 unreachable()
             })?;
             let (conn, driver) = hyper::client::conn::http1::Builder::new()
-                // Bounds what one upload may queue toward a slow origin and
-                // the response read size (64 KiB cost ~30% more CPU per GiB).
-                .max_buf_size(256 << 10)
+                // Bounds the response read size and what one upload may queue
+                // toward a slow origin. Measured (bench/RESULTS.md): 256 KiB
+                // costs ~30% more CPU per GiB of GET than 512 KiB; 1 MiB
+                // saves a little more but 32 uploads to s3s-fs then peak at
+                // 60 MiB of RSS instead of 43.
+                .max_buf_size(512 << 10)
                 .handshake(io)
                 .await
                 .map_err(|e| {
