@@ -59,7 +59,7 @@ fn now() -> OffsetDateTime {
 }
 
 fn origin() -> Origin {
-    Origin { scheme: http::uri::Scheme::HTTP, authority: "127.0.0.1:9000".parse().unwrap() }
+    Origin::new(http::uri::Scheme::HTTP, "127.0.0.1:9000".parse().unwrap()).unwrap()
 }
 
 // ------------------------------------------------------------------ requests

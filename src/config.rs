@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use http::HeaderValue;
 use http::uri::{Authority, Scheme};
 use serde::Deserialize;
 
@@ -80,9 +81,27 @@ fn default_read_timeout() -> u64 {
 /// Where the proxy connects. Chosen by configuration only, never by a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
-    pub scheme: Scheme,
+    scheme: Scheme,
     /// `host[:port]`, also the `Host` the proxy signs toward the origin.
-    pub authority: Authority,
+    authority: Authority,
+    /// `authority` as a header value, made once rather than per request.
+    host: HeaderValue,
+}
+
+impl Origin {
+    pub fn new(scheme: Scheme, authority: Authority) -> Result<Self, http::header::InvalidHeaderValue> {
+        let host = HeaderValue::from_str(authority.as_str())?;
+        Ok(Self { scheme, authority, host })
+    }
+    pub fn scheme(&self) -> &Scheme {
+        &self.scheme
+    }
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+    pub fn host(&self) -> &HeaderValue {
+        &self.host
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -204,7 +223,7 @@ fn parse_origin(domain: &str, scheme: &str) -> Result<Origin, ConfigError> {
     if authority.host().is_empty() {
         return Err(bad("ORIGIN_DOMAIN", "has no host"));
     }
-    Ok(Origin { scheme, authority })
+    Origin::new(scheme, authority).map_err(|_| bad("ORIGIN_DOMAIN", "is not a valid host[:port]"))
 }
 
 #[cfg(test)]

@@ -371,8 +371,8 @@ impl Forwarder {
             .enable_http1()
             .wrap_connector(http);
         let target = Uri::builder()
-            .scheme(origin.scheme.clone())
-            .authority(origin.authority.clone())
+            .scheme(origin.scheme().clone())
+            .authority(origin.authority().clone())
             .path_and_query("/")
             .build()
             .expect("scheme and authority were validated by Config");

@@ -153,10 +153,10 @@ where
         return healthz(&state, head).await.map(ProxyBody::from);
     }
     // Only a request with a body pays for the shared handle on it.
-    let has_body =
-        content_length(&parts.headers).is_some_and(|l| l > 0) || parts.headers.contains_key(header::TRANSFER_ENCODING);
+    let len = content_length(&parts.headers);
+    let has_body = len.is_some_and(|l| l > 0) || parts.headers.contains_key(header::TRANSFER_ENCODING);
     let body = has_body.then(|| SharedBody::new(Body::new(body), Failure::default()));
-    let result = proxy(&state, &parts, body.clone()).await;
+    let result = proxy(&state, &parts, len, body.clone()).await;
     let mut resp = match result {
         Ok(r) => r,
         Err((e, body_started)) => {
@@ -179,6 +179,7 @@ where
 async fn proxy(
     state: &AppState,
     parts: &http::request::Parts,
+    len: Option<u64>,
     body: Option<SharedBody>,
 ) -> Result<Response<ProxyBody>, (Error, bool)> {
     let cfg = &state.0.config;
@@ -192,18 +193,18 @@ async fn proxy(
     };
     let verified = verify(&parts.method, &parts.uri, &parts.headers, &ctx).map_err(|e| (e, false))?;
     let out = state.signer().resign(&verified, &parts.method, &parts.headers, now).map_err(|e| (e, false))?;
-    let len = content_length(&parts.headers);
     let failure = body.as_ref().map(|b| b.failure.clone());
     let has_body = body.is_some();
-    let out_body = match (body, &failure) {
-        (Some(body), Some(failure)) => {
+    let out_body = match body {
+        Some(body) => {
+            let failure = body.failure.clone();
             let stream: DataStream = match verified.payload() {
-                PayloadHash::Sha256(h) => Box::pin(Sha256Check::new(body, h, failure.clone())),
+                PayloadHash::Sha256(h) => Box::pin(Sha256Check::new(body, h, failure)),
                 PayloadHash::Unsigned => Box::pin(body),
                 PayloadHash::StreamingSigned
                 | PayloadHash::StreamingSignedTrailer
                 | PayloadHash::StreamingUnsignedTrailer => {
-                    Box::pin(ChunkErrors::new(chunk_rewriter(&verified, &out, &parts.headers, body), failure.clone()))
+                    Box::pin(ChunkErrors::new(chunk_rewriter(&verified, &out, &parts.headers, body), failure))
                 }
                 PayloadHash::StreamingEcdsa => {
                     return Err((Error::NotImplemented("SigV4a streaming payloads are not supported".into()), false));
@@ -211,7 +212,7 @@ async fn proxy(
             };
             OutBody::new(stream, len, Progress::new())
         }
-        _ => OutBody::empty(),
+        None => OutBody::empty(),
     };
     let resp = state.0.forwarder.send(out, out_body, failure.as_ref()).await.map_err(|e| (e, has_body))?;
     let (mut rparts, rbody) = resp.into_parts();

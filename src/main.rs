@@ -58,7 +58,7 @@ fn serve() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    tracing::info!(listen = %config.listen, origin = %format_args!("{}://{}", config.origin.scheme, config.origin.authority), region = %config.region, workers = config.workers, "s3-resign-proxy started");
+    tracing::info!(listen = %config.listen, origin = %format_args!("{}://{}", config.origin.scheme(), config.origin.authority()), region = %config.region, workers = config.workers, "s3-resign-proxy started");
     let workers = config.workers;
     report(
         serve_workers(listener, workers, move || AppState::new(config.clone()), shutdown_signal()).map_err(Into::into),

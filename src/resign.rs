@@ -5,8 +5,6 @@
 //! are forwarded, plus `host`, `x-amz-date` and `x-amz-content-sha256`. A
 //! header the client did not sign is never signed here.
 
-use std::cell::RefCell;
-
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
@@ -166,9 +164,9 @@ impl Signer<'_> {
         streaming: bool,
     ) -> Result<OriginRequest, Error> {
         let date = AmzDate::from_datetime(now);
-        let authority = self.origin.authority.as_str();
-        headers.insert(header::HOST, host_value(authority)?);
-        headers.insert(X_AMZ_DATE, date_value(&date)?);
+        let authority = self.origin.authority().as_str();
+        headers.insert(header::HOST, self.origin.host().clone());
+        headers.insert(X_AMZ_DATE, HeaderValue::from_bytes(date.as_bytes()).map_err(|_| bad_origin())?);
         headers.insert(X_AMZ_CONTENT_SHA256, payload_value(payload_text)?);
 
         let mut signed = String::with_capacity(names.iter().map(|n| n.len() + 1).sum());
@@ -232,8 +230,8 @@ impl Signer<'_> {
         }
         let bad_uri = || Error::InvalidArgument("the request URI cannot be forwarded".into());
         let mut uri = http::uri::Parts::default();
-        uri.scheme = Some(self.origin.scheme.clone());
-        uri.authority = Some(self.origin.authority.clone());
+        uri.scheme = Some(self.origin.scheme().clone());
+        uri.authority = Some(self.origin.authority().clone());
         uri.path_and_query = Some(PathAndQuery::try_from(pq).map_err(|_| bad_uri())?);
         let uri = Uri::from_parts(uri).map_err(|_| bad_uri())?;
 
@@ -292,51 +290,6 @@ fn with_ours<'a>(client: &[&'a str]) -> Names<'a> {
         out.dedup();
     }
     out
-}
-
-/// The last value made on this thread, and what it was made from.
-type Last<K> = RefCell<Option<(K, HeaderValue)>>;
-
-thread_local! {
-    // The origin's host is always the same; the date changes once a second.
-    static LAST_HOST: Last<String> = const { RefCell::new(None) };
-    static LAST_DATE: Last<[u8; 16]> = const { RefCell::new(None) };
-}
-
-/// `HeaderValue::from_str(authority)`, shared with the last request's.
-fn host_value(authority: &str) -> Result<HeaderValue, Error> {
-    let make = || HeaderValue::from_str(authority).map_err(|_| bad_origin());
-    LAST_HOST.with(|last| {
-        let Ok(mut last) = last.try_borrow_mut() else {
-            return make();
-        };
-        match &*last {
-            Some((a, v)) if a == authority => Ok(v.clone()),
-            _ => {
-                let v = make()?;
-                *last = Some((authority.to_owned(), v.clone()));
-                Ok(v)
-            }
-        }
-    })
-}
-
-/// `HeaderValue::from_bytes(date)`, shared with the last request's.
-fn date_value(date: &AmzDate) -> Result<HeaderValue, Error> {
-    let make = || HeaderValue::from_bytes(date.as_bytes()).map_err(|_| bad_origin());
-    LAST_DATE.with(|last| {
-        let Ok(mut last) = last.try_borrow_mut() else {
-            return make();
-        };
-        match &*last {
-            Some((d, v)) if d == date.as_bytes() => Ok(v.clone()),
-            _ => {
-                let v = make()?;
-                *last = Some((*date.as_bytes(), v.clone()));
-                Ok(v)
-            }
-        }
-    })
 }
 
 /// The `x-amz-content-sha256` value: the fixed texts without a copy.
@@ -438,7 +391,7 @@ mod tests {
         let ctx =
             VerifyContext { access_key: "CAK", secret: b"csk", keys: &keys, now, max_skew: Duration::from_secs(900) };
         let v = verify(&m, &uri, &h, &ctx).expect("verifies");
-        let origin = Origin { scheme: http::uri::Scheme::HTTP, authority: "origin.internal:9000".parse().unwrap() };
+        let origin = Origin::new(http::uri::Scheme::HTTP, "origin.internal:9000".parse().unwrap()).unwrap();
         let okeys = KeyCache::new(b"osk");
         let signer = Signer { origin: &origin, access_key: "OAK", keys: &okeys, region: "us-east-1" };
         let later = now + time::Duration::seconds(3);

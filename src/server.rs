@@ -99,10 +99,12 @@ async fn timer_floor() {
 /// Serves on the current runtime until `shutdown`, then lets in-flight
 /// requests finish.
 pub async fn run_here(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+    let ticker = tokio::spawn(timer_floor());
     let graceful = GracefulShutdown::new();
     accept_loop(&listener, shutdown, |tcp| spawn_connection(tcp, &state, &graceful, None)).await;
     drop(listener);
     graceful.shutdown().await;
+    ticker.abort();
     Ok(())
 }
 
