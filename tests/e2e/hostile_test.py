@@ -519,6 +519,11 @@ def build_rows(S, proxy_port, relay_port, canary_port):
     pos("control", "target-8000", S.v4("GET", P + "ping?x-pad=" + "a" * (8000 - len(P) - 15)))
     pos("control", "presigned-v4-absent-content-type-unsigned",
         S.presign_v4("GET", P + "ping", headers=[("Content-Type", "text/plain")]))
+    for conn in ("keep-alive", "close"):  # a Connection header that names no signed header is fine
+        k = key("ctl")
+        b_ = body(k)
+        pos("control", f"put-v4-connection-{conn}", S.v4("PUT", P + k, body=b_, headers=[("Connection", conn)]),
+            store=(k, b_))
     for mode in ("signed", "signed-trailer", "unsigned-trailer"):
         k = key("ctl")
         b_ = body(k) * 50
@@ -699,9 +704,10 @@ def build_rows(S, proxy_port, relay_port, canary_port):
     fffd = "\ufffd".encode()
     for raw_b in (b"\xe9", b"\xff", b"\xc3\x28", b"\x80"):
         k = key()
+        lossy = (b"caf" + raw_b).decode("utf-8", "replace").encode()
         neg(c, f"v4-meta-{raw_b.hex()}-signed-as-fffd",
             S.v4("PUT", P + k, body=body(k), headers=[("x-amz-meta-a", b"caf" + raw_b)],
-                 overrides={b"x-amz-meta-a": b"caf" + fffd}), "header")
+                 overrides={b"x-amz-meta-a": lossy}), "header")
     k = key()
     neg(c, "v4-content-type-e9-signed-as-fffd",
         S.v4("PUT", P + k, body=body(k), headers=[("Content-Type", b"text/\xe9")],
