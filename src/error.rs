@@ -53,6 +53,8 @@ pub enum Error {
     RequestHeaderSectionTooLarge(Msg),
     /// The request target is over the proxy's limit.
     UriTooLong,
+    /// A `%` in the path or query that is not followed by two hex digits.
+    InvalidUri,
     /// Not HTTP/1.1 (an HTTP/2 prior-knowledge preface).
     HttpVersionNotSupported,
     OriginUnreachable(Msg),
@@ -91,6 +93,7 @@ impl Error {
             Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
             Self::RequestHeaderSectionTooLarge(_) => (StatusCode::BAD_REQUEST, "RequestHeaderSectionTooLarge"),
             Self::UriTooLong => (StatusCode::URI_TOO_LONG, "RequestURITooLong"),
+            Self::InvalidUri => (StatusCode::BAD_REQUEST, "InvalidURI"),
             Self::HttpVersionNotSupported => (StatusCode::HTTP_VERSION_NOT_SUPPORTED, "HttpVersionNotSupported"),
             Self::OriginUnreachable(_) => (StatusCode::BAD_GATEWAY, "BadGateway"),
             Self::OriginTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "GatewayTimeout"),
@@ -110,6 +113,7 @@ impl Error {
             Self::HeadersNotSigned(_) => "There were headers present in the request which were not signed".into(),
             Self::MissingContentLength => "You must provide the Content-Length HTTP header.".into(),
             Self::UriTooLong => "The request target is longer than this proxy's limit of 8 KiB.".into(),
+            Self::InvalidUri => "Couldn't parse the specified URI.".into(),
             Self::HttpVersionNotSupported => "This endpoint speaks HTTP/1.1 only.".into(),
             Self::XAmzContentSHA256Mismatch { .. } => {
                 "The provided 'x-amz-content-sha256' header does not match what was computed.".into()
@@ -169,6 +173,7 @@ impl Error {
             | Self::MethodNotAllowed(_)
             | Self::RequestHeaderSectionTooLarge(_)
             | Self::UriTooLong
+            | Self::InvalidUri
             | Self::HttpVersionNotSupported
             | Self::OriginUnreachable(_)
             | Self::OriginTimeout(_)

@@ -53,6 +53,8 @@ pub fn check_method(method: &Method) -> Result<(), Error> {
 pub fn check(uri: &http::Uri, headers: &HeaderMap) -> Result<(), Error> {
     check_limits(uri, headers)?;
     check_target(uri)?;
+    check_escapes(uri)?;
+    check_framing(headers)?;
     check_single(headers)?;
     check_host(headers)?;
     check_numbers(headers)?;
@@ -90,6 +92,36 @@ fn check_limits(uri: &http::Uri, headers: &HeaderMap) -> Result<(), Error> {
 fn check_target(uri: &http::Uri) -> Result<(), Error> {
     if uri.scheme().is_some() || uri.authority().is_some() || !uri.path().starts_with('/') {
         return Err(Error::InvalidArgument("The request target must be a path (origin-form).".into()));
+    }
+    Ok(())
+}
+
+/// Every `%` starts a two-hex-digit escape: a stray one would be read one
+/// way by the proxy and maybe another by the origin.
+fn check_escapes(uri: &http::Uri) -> Result<(), Error> {
+    let target = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str()).as_bytes();
+    let mut rest = target;
+    while let Some(i) = rest.iter().position(|&b| b == b'%') {
+        match rest.get(i + 1..i + 3) {
+            Some([a, b]) if a.is_ascii_hexdigit() && b.is_ascii_hexdigit() => rest = &rest[i + 3..],
+            _ => return Err(Error::InvalidUri),
+        }
+    }
+    Ok(())
+}
+
+/// One framing per body (RFC 9112 §6.3): `Transfer-Encoding` is `chunked`
+/// alone, and never together with `Content-Length` (request smuggling).
+fn check_framing(headers: &HeaderMap) -> Result<(), Error> {
+    let mut te = headers.get_all(header::TRANSFER_ENCODING).iter();
+    let Some(first) = te.next() else {
+        return Ok(());
+    };
+    if te.next().is_some() || !first.as_bytes().eq_ignore_ascii_case(b"chunked") {
+        return Err(Error::InvalidRequest("Transfer-Encoding must be chunked, alone.".into()));
+    }
+    if headers.contains_key(header::CONTENT_LENGTH) {
+        return Err(Error::InvalidRequest("A request may not carry both Content-Length and Transfer-Encoding.".into()));
     }
     Ok(())
 }
@@ -139,8 +171,8 @@ pub(crate) fn valid_host(h: &[u8]) -> bool {
             None => (h, &h[h.len()..]),
         },
     };
-    let name_ok = !name.is_empty()
-        && (name[0] == b'[' || name.iter().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(b)));
+    let name_ok =
+        !name.is_empty() && (name[0] == b'[' || name.iter().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(b)));
     let port_ok = match port {
         [] => true,
         [b':', digits @ ..] => parse_decimal(digits).is_some_and(|p| p <= 65535),
@@ -210,6 +242,15 @@ mod tests {
         assert!(req("http://other/b/k", &[host]).is_err(), "absolute-form");
         assert!(req("/b/k", &[host, ("content-length", "05")]).is_err());
         assert!(req("/b/k", &[host, ("x-amz-decoded-content-length", "+5")]).is_err());
+        for bad in ["/b/%zz", "/b/%4", "/b/k?a=%", "/b/k?%g1=1"] {
+            assert_eq!(req(bad, &[host]).unwrap_err(), Error::InvalidUri, "{bad}");
+        }
+        assert!(req("/b/%41%2f?x=%2B", &[host]).is_ok());
+        let te = ("transfer-encoding", "chunked");
+        assert!(req("/b/k", &[host, te]).is_ok());
+        assert!(req("/b/k", &[host, te, ("content-length", "5")]).is_err(), "CL and TE");
+        assert!(req("/b/k", &[host, ("transfer-encoding", "gzip, chunked")]).is_err());
+        assert!(req("/b/k", &[host, te, te]).is_err());
         let long = format!("/b/{}", "k".repeat(MAX_TARGET));
         assert_eq!(req(&long, &[host]).unwrap_err(), Error::UriTooLong);
         let many: Vec<(String, String)> = (0..MAX_HEADERS).map(|i| (format!("x-h{i}"), "v".into())).collect();
@@ -217,7 +258,10 @@ mod tests {
         hs.push(host);
         assert_eq!(req("/b/k", &hs).unwrap_err().status_and_code().1, "RequestHeaderSectionTooLarge");
         let big = "v".repeat(MAX_HEADER_SECTION);
-        assert_eq!(req("/b/k", &[host, ("x-big", &big)]).unwrap_err().status_and_code().1, "RequestHeaderSectionTooLarge");
+        assert_eq!(
+            req("/b/k", &[host, ("x-big", &big)]).unwrap_err().status_and_code().1,
+            "RequestHeaderSectionTooLarge"
+        );
         let q: Vec<String> = (0..=MAX_QUERY_PARAMS).map(|i| format!("p{i}")).collect();
         assert!(req(&format!("/b?{}", q.join("&")), &[host]).is_err());
     }

@@ -315,9 +315,7 @@ fn chunk_rewriter(
         .chunk_seed
         .as_ref()
         .map(|c| chunked::ChunkChain::new(*c.signing_key.as_bytes(), c.amz_date.as_str(), &c.scope, &c.seed_signature));
-    let decoded = headers
-        .get("x-amz-decoded-content-length")
-        .and_then(|v| sigv4::number::parse_decimal(v.as_bytes()));
+    let decoded = headers.get("x-amz-decoded-content-length").and_then(|v| sigv4::number::parse_decimal(v.as_bytes()));
     // Only the trailers the client declared (and signed, in `x-amz-trailer`).
     let declared = headers
         .get("x-amz-trailer")

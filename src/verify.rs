@@ -202,15 +202,25 @@ pub fn verify(
 /// SigV4a is refused as the client's error (4xx), naming the algorithm: no
 /// client in this proxy's audience signs with it for a custom endpoint (the
 /// SDKs use it only for Multi-Region Access Points).
-const SIGV4A: &str = "The algorithm AWS4-ECDSA-P256-SHA256 (SigV4a) is not supported by this proxy; sign with AWS4-HMAC-SHA256 (SigV4)";
+const SIGV4A: &str =
+    "The algorithm AWS4-ECDSA-P256-SHA256 (SigV4a) is not supported by this proxy; sign with AWS4-HMAC-SHA256 (SigV4)";
 
 /// Checks over the names the client signed, for every kind of authentication:
 /// each is present once (two values of a signed header are an ambiguity), and
 /// `Connection` names none that would reach the origin (it would be dropped
 /// in transit, unpinning what the signer pinned).
-fn check_signed_names(headers: &HeaderMap, names: &[&str], malformed: fn(Msg) -> Error) -> Result<(), Error> {
+fn check_signed_names(
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    names: &[&str],
+    malformed: fn(Msg) -> Error,
+) -> Result<(), Error> {
     for &n in names {
         let mut values = headers.get_all(n).iter();
+        // HTTP/2 carries the host as the URI's authority, not a header.
+        if n == "host" && !headers.contains_key(header::HOST) && uri.authority().is_some() {
+            continue;
+        }
         match (values.next(), values.next()) {
             (None, _) => {
                 return Err(malformed(format!("SignedHeaders names {n}, which the request does not have").into()));
@@ -377,7 +387,7 @@ fn verify_header(
         Error::InvalidArgument("x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-…, or a SHA256 value".into())
     })?;
     unsigned_amz_headers(headers, names)?;
-    check_signed_names(headers, names, Error::AuthorizationHeaderMalformed)?;
+    check_signed_names(uri, headers, names, Error::AuthorizationHeaderMalformed)?;
 
     let parts = Parts::new(uri.path(), uri.query().unwrap_or(""), query, |_| false, auth.signed_headers.as_str().len());
     let key = check_signature(
@@ -503,7 +513,7 @@ fn verify_presigned(
         return Err(Error::AuthorizationQueryParametersError("X-Amz-SignedHeaders must include host".into()));
     }
     unsigned_amz_headers(headers, names)?;
-    check_signed_names(headers, names, Error::AuthorizationQueryParametersError)?;
+    check_signed_names(uri, headers, names, Error::AuthorizationQueryParametersError)?;
     let payload_text = p.content_sha256.unwrap_or(UNSIGNED_PAYLOAD);
     let payload = presigned_payload(payload_text, headers, names)?;
     let hoisted = hoisted_headers(query, headers)?;
@@ -589,9 +599,7 @@ fn hoisted_headers(query: &Query<'_>, headers: &HeaderMap) -> Result<Vec<(Header
     for p in query.iter().filter(|p| is_hoistable(&p.key)) {
         let lower = p.key.to_ascii_lowercase();
         let bad = |why: &str| {
-            Error::InvalidArgument(
-                format!("The query parameter {} {why}", String::from_utf8_lossy(&p.key)).into(),
-            )
+            Error::InvalidArgument(format!("The query parameter {} {why}", String::from_utf8_lossy(&p.key)).into())
         };
         let reserved = PRESIGNED_AUTH_PARAMS.iter().chain([&X_AMZ_CONTENT_SHA256_PARAM]);
         if reserved.map(|a| a.to_ascii_lowercase()).any(|a| a.as_bytes() == lower) {

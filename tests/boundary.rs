@@ -30,7 +30,8 @@ async fn connection_cannot_strip_a_signed_header() {
     let now = SystemTime::now();
 
     // Header auth: Content-MD5 signed, then named in Connection.
-    let mut hs = sign_headers("PUT", &host, "/bkt/md5", &[("content-md5", GOOD_MD5)], "UNSIGNED-PAYLOAD", CAK, CSK, now);
+    let mut hs =
+        sign_headers("PUT", &host, "/bkt/md5", &[("content-md5", GOOD_MD5)], "UNSIGNED-PAYLOAD", CAK, CSK, now);
     hs.extend(owned(&[("content-md5", GOOD_MD5), ("content-length", "4"), ("connection", "keep-alive, Content-MD5")]));
     let r = raw_exchange(h.proxy_addr, &head("PUT", "/bkt/md5", &host, &hs), b"evil").await;
     assert_eq!((r.status, code(&r).as_str()), (400, "InvalidArgument"), "{}", r.body_str());
@@ -48,7 +49,8 @@ async fn connection_cannot_strip_a_signed_header() {
 
     // An unsigned header named in Connection is hop-by-hop: dropped, and the request works.
     let hs = owned(&[("x-custom", "hop"), ("connection", "x-custom")]);
-    let r = raw_exchange(h.proxy_addr, &head("GET", &pq, &host, &[owned(&[("range", "bytes=0-1")]), hs].concat()), b"").await;
+    let r = raw_exchange(h.proxy_addr, &head("GET", &pq, &host, &[owned(&[("range", "bytes=0-1")]), hs].concat()), b"")
+        .await;
     assert_eq!(r.status, 206, "{}", r.body_str());
 }
 
@@ -85,7 +87,10 @@ async fn signed_headers_are_strict_and_errors_are_bounded() {
         .unwrap();
     let sig = "0".repeat(64);
     let authz = |signed: &str| {
-        format!("AWS4-HMAC-SHA256 Credential={CAK}/{}/us-east-1/s3/aws4_request, SignedHeaders={signed}, Signature={sig}", &date[..8])
+        format!(
+            "AWS4-HMAC-SHA256 Credential={CAK}/{}/us-east-1/s3/aws4_request, SignedHeaders={signed}, Signature={sig}",
+            &date[..8]
+        )
     };
     let base = |signed: &str| {
         owned(&[("x-amz-date", &date), ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"), ("authorization", &authz(signed))])
@@ -149,7 +154,14 @@ async fn presigned_amz_parameters_become_signed_headers() {
 
     // Also sent as a header: ambiguous, refused before the origin.
     let hs = owned(&[("content-length", "4"), ("x-amz-meta-owner", "mallory")]);
-    let pq = presign("PUT", &host, "/bkt/amb?x-amz-meta-owner=alice", &[("x-amz-meta-owner", "mallory")], Duration::from_secs(60), now);
+    let pq = presign(
+        "PUT",
+        &host,
+        "/bkt/amb?x-amz-meta-owner=alice",
+        &[("x-amz-meta-owner", "mallory")],
+        Duration::from_secs(60),
+        now,
+    );
     let r = raw_exchange(h.proxy_addr, &head("PUT", &pq, &host, &hs), b"data").await;
     assert_eq!((r.status, code(&r).as_str()), (400, "InvalidArgument"), "{}", r.body_str());
     assert!(!h.origin_has("bkt", "amb").await);
@@ -210,7 +222,8 @@ async fn methods_and_ambiguity() {
         assert_eq!((r.status, code(&r).as_str()), (400, "InvalidArgument"), "two {}: {}", extra.0, r.body_str());
     }
     // X-Amz-Expires with a sign: one spelling per number.
-    let pq = presign("GET", &host, "/bkt", &[], Duration::from_secs(60), now).replace("X-Amz-Expires=60", "X-Amz-Expires=%2B60");
+    let pq = presign("GET", &host, "/bkt", &[], Duration::from_secs(60), now)
+        .replace("X-Amz-Expires=60", "X-Amz-Expires=%2B60");
     let r = raw_exchange(h.proxy_addr, &head("GET", &pq, &host, &[]), b"").await;
     assert_eq!((r.status, code(&r).as_str()), (400, "AuthorizationQueryParametersError"), "{}", r.body_str());
 }
@@ -227,7 +240,8 @@ fn presign_by_hand(method: &str, host: &str, path: &str, headers: &[(&str, &str)
         m.finalize().into_bytes().to_vec()
     }
     let now = time::OffsetDateTime::now_utc();
-    let date = now.format(&time::format_description::parse("[year][month][day]T[hour][minute][second]Z").unwrap()).unwrap();
+    let date =
+        now.format(&time::format_description::parse("[year][month][day]T[hour][minute][second]Z").unwrap()).unwrap();
     let scope = format!("{}/us-east-1/s3/aws4_request", &date[..8]);
     let mut names: Vec<&str> = headers.iter().map(|(k, _)| *k).chain(["host"]).collect();
     names.sort_unstable();

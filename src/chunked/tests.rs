@@ -348,7 +348,11 @@ fn rejects_bad_framing_and_limits() {
         (&s, header("1000000"), "UnexpectedEof"),    // exactly 16 MiB is fine
         (&u, b"ffffffffffffffffffff\r\n".to_vec(), "ChunkTooLarge"), // u64 overflow
         (&u, cat(b"0\r\nx-amz-meta-a:", &[b'v'; 17000]), "TrailerTooLarge"),
-        (&u, [&b"0\r\nx-amz-meta-k:"[..], &[b'v'; 16000], b"\r\nx-amz-checksum-crc32:", &[b'v'; 1000], b"\r\n"].concat(), "TrailerTooLarge"),
+        (
+            &u,
+            [&b"0\r\nx-amz-meta-k:"[..], &[b'v'; 16000], b"\r\nx-amz-checksum-crc32:", &[b'v'; 1000], b"\r\n"].concat(),
+            "TrailerTooLarge",
+        ),
         (&u, b"0\r\nno-colon\r\n\r\n".to_vec(), "BadTrailer"),
         (&s, cat(&w[..w.len() - 2], b"x:y\r\n\r\n"), "BadTrailer"), // trailer in Signed mode
         (&s, no_crlf, "BadChunkTerminator"),

@@ -42,7 +42,19 @@ mod tests {
         assert_eq!(parse_decimal(b"0"), Some(0));
         assert_eq!(parse_decimal(b"60"), Some(60));
         assert_eq!(parse_decimal(b"18446744073709551615"), Some(u64::MAX));
-        for bad in [&b""[..], b"+60", b"-1", b"060", b"00", b" 60", b"60 ", b"6_0", b"0x10", b"18446744073709551616", b"\xd9\xa1"] {
+        for bad in [
+            &b""[..],
+            b"+60",
+            b"-1",
+            b"060",
+            b"00",
+            b" 60",
+            b"60 ",
+            b"6_0",
+            b"0x10",
+            b"18446744073709551616",
+            b"\xd9\xa1",
+        ] {
             assert_eq!(parse_decimal(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
         assert_eq!(parse_hex(b"10000"), Some(0x10000));
