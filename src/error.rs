@@ -49,6 +49,8 @@ pub enum Error {
     ChunkSignatureDoesNotMatch(Msg),
     OriginUnreachable(Msg),
     OriginTimeout(Msg),
+    /// The client stopped sending its request body (S3's idle socket timeout).
+    RequestTimeout,
 }
 
 impl Error {
@@ -74,6 +76,7 @@ impl Error {
             Self::InvalidChunkedBody(_) => (StatusCode::BAD_REQUEST, "InvalidRequest"),
             Self::OriginUnreachable(_) => (StatusCode::BAD_GATEWAY, "BadGateway"),
             Self::OriginTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "GatewayTimeout"),
+            Self::RequestTimeout => (StatusCode::BAD_REQUEST, "RequestTimeout"),
         }
     }
 
@@ -88,6 +91,9 @@ impl Error {
             }
             Self::HeadersNotSigned(_) => "There were headers present in the request which were not signed".into(),
             Self::MissingContentLength => "You must provide the Content-Length HTTP header.".into(),
+            Self::RequestTimeout => {
+                "Your socket connection to the server was not read from or written to within the timeout period.".into()
+            }
             Self::XAmzContentSHA256Mismatch { .. } => {
                 "The provided 'x-amz-content-sha256' header does not match what was computed.".into()
             }
@@ -140,7 +146,8 @@ impl Error {
             | Self::InvalidChunkedBody(_)
             | Self::ChunkSignatureDoesNotMatch(_)
             | Self::OriginUnreachable(_)
-            | Self::OriginTimeout(_) => {}
+            | Self::OriginTimeout(_)
+            | Self::RequestTimeout => {}
         }
     }
 
