@@ -34,8 +34,8 @@ pub struct Failure(Arc<FailureSlot>);
 #[derive(Default)]
 struct FailureSlot {
     error: Mutex<Option<Error>>,
-    /// The client's body timed out: it ends here, so the handler's drain
-    /// does not wait on a client that sends nothing.
+    /// The client's body timed out: it fails from here on, so the handler's
+    /// drain does not wait on a client that sends nothing.
     closed: AtomicBool,
 }
 
@@ -289,8 +289,10 @@ impl Stream for SharedBody {
     type Item = Result<Bytes, BoxError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // An error, not an end: whoever still reads must never take the
+        // body for complete.
         if self.failure.body_closed() {
-            return Poll::Ready(None);
+            return Poll::Ready(Some(Err("the client's request body timed out".into())));
         }
         let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match ready!(Pin::new(&mut *inner).poll_next(cx)) {

@@ -68,7 +68,10 @@ async fn a_client_gone_mid_download_closes_the_origin_connection_and_the_next_re
 
     assert!(
         eventually(Duration::from_secs(5), || Relay::count(&relay.closed_by_proxy) == 1).await,
-        "the proxy closes the origin connection of a download nobody reads"
+        "the proxy closes the origin connection of a download nobody reads (accepted {}, closed {}, relayed {:?})",
+        Relay::count(&relay.accepted),
+        Relay::count(&relay.closed_by_proxy),
+        relay.sent_down.lock().unwrap()
     );
     let relayed = relay.sent_down.lock().unwrap()[0];
     assert!(relayed < data.len(), "the origin connection was mid-body ({relayed} of {} bytes)", data.len());
@@ -266,18 +269,33 @@ async fn a_stalled_upload_body_gets_400_request_timeout_and_nothing_is_stored() 
 
     let full = pattern(1000);
     let sha = sha256_hex(&full);
-    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
-    let cases: [Case; 3] = [
-        ("unsigned", "UNSIGNED-PAYLOAD", &[]),
-        ("sha256", &sha, &[]),
-        ("expect", "UNSIGNED-PAYLOAD", &[("expect", "100-continue")]),
+    // aws-chunked with an unsigned trailer: the chunk codec sits in between.
+    let checksum = {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&full))
+    };
+    let mut framed = b"3e8\r\n".to_vec();
+    framed.extend_from_slice(&full);
+    framed.extend_from_slice(format!("\r\n0\r\nx-amz-checksum-sha256:{checksum}\r\n\r\n").as_bytes());
+    let streaming = [
+        ("content-encoding", "aws-chunked"),
+        ("x-amz-decoded-content-length", "1000"),
+        ("x-amz-trailer", "x-amz-checksum-sha256"),
     ];
-    for (n, (name, payload, extra)) in cases.into_iter().enumerate() {
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a [u8]);
+    let cases: [Case; 4] = [
+        ("unsigned", "UNSIGNED-PAYLOAD", &[], &full),
+        ("sha256", &sha, &[], &full),
+        ("expect", "UNSIGNED-PAYLOAD", &[("expect", "100-continue")], &full),
+        ("streaming", "STREAMING-UNSIGNED-PAYLOAD-TRAILER", &streaming, &framed),
+    ];
+    for (n, (name, payload, extra, body)) in cases.into_iter().enumerate() {
         let path = format!("/uploads/{name}");
         let mut s = TcpStream::connect(proxy).await.unwrap();
         let started = Instant::now();
-        s.write_all(signed_head(proxy, "PUT", &path, extra, payload, Some(full.len())).as_bytes()).await.unwrap();
-        s.write_all(&full[..100]).await.unwrap();
+        s.write_all(signed_head(proxy, "PUT", &path, extra, payload, Some(body.len())).as_bytes()).await.unwrap();
+        s.write_all(&body[..100]).await.unwrap();
         // ... and nothing more, with the connection kept open.
         let r = read_response(&mut s).await;
         let took = started.elapsed();

@@ -305,6 +305,13 @@ pub enum Fault {
     Cut { after: usize, chunked: bool, reset: bool },
 }
 
+/// How a relayed connection ended.
+enum End {
+    ProxyGone,
+    OriginGone,
+    Cut(tokio::net::tcp::OwnedWriteHalf, bool),
+}
+
 /// A TCP relay between the proxy and the origin that counts connections,
 /// records what the proxy sends, sees the proxy close, and injects faults.
 pub struct Relay {
@@ -359,7 +366,7 @@ impl Relay {
                         let mut tail: Vec<u8> = Vec::new();
                         loop {
                             let n = match ir.read(&mut buf).await {
-                                Ok(0) | Err(_) => break,
+                                Ok(0) | Err(_) => return End::ProxyGone,
                                 Ok(n) => n,
                             };
                             upstream.lock().unwrap().extend_from_slice(&buf[..n]);
@@ -372,10 +379,9 @@ impl Relay {
                                 tail.drain(..keep);
                             }
                             if ow.write_all(&buf[..n]).await.is_err() {
-                                break;
+                                return End::OriginGone;
                             }
                         }
-                        closed.fetch_add(1, SeqCst);
                     };
                     let down = async {
                         let mut buf = vec![0u8; 64 << 10];
@@ -385,7 +391,7 @@ impl Relay {
                         let mut reset = false;
                         loop {
                             let n = match or.read(&mut buf).await {
-                                Ok(0) | Err(_) => break,
+                                Ok(0) | Err(_) => return End::OriginGone,
                                 Ok(n) => n,
                             };
                             let mut out = buf[..n].to_vec();
@@ -415,7 +421,7 @@ impl Relay {
                                             .join("\r\n");
                                     }
                                     if iw.write_all(h.as_bytes()).await.is_err() {
-                                        break;
+                                        return End::ProxyGone;
                                     }
                                     (body_left, chunked, reset) = (Some(after), c, r);
                                     out = body;
@@ -433,7 +439,7 @@ impl Relay {
                                 }
                             }
                             if iw.write_all(&out).await.is_err() {
-                                break;
+                                return End::ProxyGone;
                             }
                             sent_down.lock().unwrap()[idx] += out.len();
                             if body_left == Some(0) {
@@ -442,20 +448,25 @@ impl Relay {
                                 if reset {
                                     let _ = iw.as_ref().set_zero_linger();
                                 }
-                                return Some((iw, reset));
+                                return End::Cut(iw, reset);
                             }
                         }
-                        None
                     };
-                    tokio::select! {
-                        () = up => {}
+                    // Whichever side notices first: a reset fails both the
+                    // read and the write toward the proxy.
+                    let end = tokio::select! {
+                        e = up => e,
+                        e = down => e,
+                    };
+                    match end {
+                        End::ProxyGone => {
+                            closed.fetch_add(1, SeqCst);
+                        }
                         // A reset must not be preceded by the FIN that
                         // dropping a write half sends: forget it, and the
                         // socket closes (with RST) with its read half.
-                        cut = down => match cut {
-                            Some((iw, true)) => iw.forget(),
-                            other => drop(other),
-                        },
+                        End::Cut(iw, true) => iw.forget(),
+                        End::Cut(_, false) | End::OriginGone => {}
                     }
                 });
             }
