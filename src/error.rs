@@ -63,6 +63,8 @@ pub enum Error {
     /// (which may carry the origin key id and the proxy's canonical request)
     /// is logged at debug, never returned.
     OriginRefused(Msg),
+    /// The client stopped sending its request body (S3's idle socket timeout).
+    RequestTimeout,
 }
 
 /// How much of a canonical request or string to sign an error body echoes:
@@ -98,6 +100,7 @@ impl Error {
             Self::OriginUnreachable(_) => (StatusCode::BAD_GATEWAY, "BadGateway"),
             Self::OriginTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "GatewayTimeout"),
             Self::OriginRefused(_) => (StatusCode::BAD_GATEWAY, "BadGateway"),
+            Self::RequestTimeout => (StatusCode::BAD_REQUEST, "RequestTimeout"),
         }
     }
 
@@ -115,6 +118,9 @@ impl Error {
             Self::UriTooLong => "The request target is longer than this proxy's limit of 8 KiB.".into(),
             Self::InvalidUri => "Couldn't parse the specified URI.".into(),
             Self::HttpVersionNotSupported => "This endpoint speaks HTTP/1.1 only.".into(),
+            Self::RequestTimeout => {
+                "Your socket connection to the server was not read from or written to within the timeout period.".into()
+            }
             Self::XAmzContentSHA256Mismatch { .. } => {
                 "The provided 'x-amz-content-sha256' header does not match what was computed.".into()
             }
@@ -177,7 +183,8 @@ impl Error {
             | Self::HttpVersionNotSupported
             | Self::OriginUnreachable(_)
             | Self::OriginTimeout(_)
-            | Self::OriginRefused(_) => {}
+            | Self::OriginRefused(_)
+            | Self::RequestTimeout => {}
         }
     }
 

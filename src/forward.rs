@@ -6,7 +6,7 @@
 //! paths, which would make `a/../b` a different object than the one verified.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
@@ -29,22 +29,44 @@ pub type DataStream = Pin<Box<dyn Stream<Item = Result<Bytes, BoxError>> + Send>
 /// Where a body adapter records why it failed, so the handler can answer with
 /// the S3 error instead of a generic origin failure.
 #[derive(Clone, Default)]
-pub struct Failure(Arc<Mutex<Option<Error>>>);
+pub struct Failure(Arc<FailureSlot>);
+
+#[derive(Default)]
+struct FailureSlot {
+    error: Mutex<Option<Error>>,
+    /// The client's body timed out: it fails from here on, so the handler's
+    /// drain does not wait on a client that sends nothing.
+    closed: AtomicBool,
+}
 
 impl Failure {
     pub fn set(&self, e: Error) {
-        let mut slot = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slot = self.0.error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         slot.get_or_insert(e);
     }
     pub fn take(&self) -> Option<Error> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+        self.0.error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
+    fn close_body(&self) {
+        self.0.closed.store(true, Ordering::Relaxed);
+    }
+    fn body_closed(&self) -> bool {
+        self.0.closed.load(Ordering::Relaxed)
     }
 }
 
-/// Bytes moved so far, for the idle (read) timeout. The default tracks
-/// nothing (a request without a body allocates nothing for it).
+/// Bytes moved so far, for the idle (read) timeout, and whether the upload
+/// is waiting on the client (its body stream pending) rather than on the
+/// origin (hyper not asking for more). The default tracks nothing (a request
+/// without a body allocates nothing for it).
 #[derive(Clone, Default)]
-pub struct Progress(Option<Arc<AtomicU64>>);
+pub struct Progress(Option<Arc<ProgressState>>);
+
+#[derive(Default)]
+struct ProgressState {
+    moved: AtomicU64,
+    waiting_on_client: AtomicBool,
+}
 
 impl Progress {
     pub fn new() -> Self {
@@ -52,11 +74,19 @@ impl Progress {
     }
     fn add(&self, n: usize) {
         if let Some(p) = &self.0 {
-            p.fetch_add(n as u64 + 1, Ordering::Relaxed);
+            p.moved.fetch_add(n as u64 + 1, Ordering::Relaxed);
         }
     }
     fn get(&self) -> u64 {
-        self.0.as_ref().map_or(0, |p| p.load(Ordering::Relaxed))
+        self.0.as_ref().map_or(0, |p| p.moved.load(Ordering::Relaxed))
+    }
+    fn set_waiting(&self, waiting: bool) {
+        if let Some(p) = &self.0 {
+            p.waiting_on_client.store(waiting, Ordering::Relaxed);
+        }
+    }
+    fn waiting_on_client(&self) -> bool {
+        self.0.as_ref().is_some_and(|p| p.waiting_on_client.load(Ordering::Relaxed))
     }
 }
 
@@ -87,7 +117,14 @@ impl Body for OutBody {
         let Some(s) = self.stream.as_mut() else {
             return Poll::Ready(None);
         };
-        match ready!(s.as_mut().poll_next(cx)) {
+        // Pending here means the client has not sent more: the adapters
+        // between its body and this one never wait on anything else.
+        let Poll::Ready(r) = s.as_mut().poll_next(cx) else {
+            self.progress.set_waiting(true);
+            return Poll::Pending;
+        };
+        self.progress.set_waiting(false);
+        match r {
             Some(Ok(b)) => {
                 self.progress.add(b.len());
                 Poll::Ready(Some(Ok(Frame::data(b))))
@@ -270,6 +307,11 @@ impl Stream for SharedBody {
     type Item = Result<Bytes, BoxError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // An error, not an end: whoever still reads must never take the
+        // body for complete.
+        if self.failure.body_closed() {
+            return Poll::Ready(Some(Err("the client's request body timed out".into())));
+        }
         let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match ready!(Pin::new(&mut *inner).poll_next(cx)) {
             Some(Ok(b)) => Poll::Ready(Some(Ok(b))),
@@ -486,7 +528,19 @@ impl Forwarder {
                 () = tokio::time::sleep(self.read_timeout) => {
                     let now = progress.get();
                     if now == seen {
-                        return Err(failure.and_then(Failure::take).unwrap_or_else(|| Error::OriginTimeout("The origin did not answer in time".into())));
+                        if let Some(e) = failure.and_then(Failure::take) {
+                            return Err(e);
+                        }
+                        // A stalled upload is the client's fault (S3: 400
+                        // RequestTimeout), not the origin's. Returning drops
+                        // the exchange, which aborts the origin request.
+                        if progress.waiting_on_client() {
+                            if let Some(f) = failure {
+                                f.close_body();
+                            }
+                            return Err(Error::RequestTimeout);
+                        }
+                        return Err(Error::OriginTimeout("The origin did not answer in time".into()));
                     }
                     seen = now;
                 }

@@ -325,3 +325,256 @@ pub fn head(method: &str, target: &str, host: &str, headers: &[(String, String)]
 pub fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
+
+/// The proxy toward `origin` (often a [`Relay`]), with its `Config` edited by
+/// `tweak` (for what the environment cannot say, such as sub-second timeouts).
+pub async fn start_proxy_to(
+    origin: SocketAddr,
+    tweak: impl FnOnce(&mut Config),
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let mut config = Config::from_vars(base_vars(origin)).expect("valid config");
+    tweak(&mut config);
+    start_proxy_config(config).await
+}
+
+/// The proxy with a ready `Config`, on the current runtime.
+pub async fn start_proxy_config(config: Config) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = AppState::new(config);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        s3_resign_proxy::run(listener, state, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    (addr, tx)
+}
+
+/// What a [`Relay`] does to a connection once a request on it contains its
+/// marker (from then on, for that connection).
+#[derive(Clone, Copy, Debug)]
+pub enum Fault {
+    /// Forward the request, hold the response until [`Relay::release`].
+    Stall,
+    /// Forward the response head and `after` body bytes, wait until the proxy
+    /// has read them, then close toward the proxy: with a reset (`reset`) or
+    /// a FIN. `chunked` turns a Content-Length response into chunked framing.
+    Cut { after: usize, chunked: bool, reset: bool },
+}
+
+/// How a relayed connection ended.
+enum End {
+    ProxyGone,
+    OriginGone,
+    Cut(tokio::net::tcp::OwnedWriteHalf, bool),
+}
+
+/// A TCP relay between the proxy and the origin that counts connections,
+/// records what the proxy sends, sees the proxy close, and injects faults.
+pub struct Relay {
+    pub addr: SocketAddr,
+    pub accepted: Arc<std::sync::atomic::AtomicUsize>,
+    /// Connections the proxy closed (its side read EOF or an error).
+    pub closed_by_proxy: Arc<std::sync::atomic::AtomicUsize>,
+    /// Responses held back by [`Fault::Stall`].
+    pub stalled: Arc<std::sync::atomic::AtomicUsize>,
+    /// Bytes sent toward the proxy, per connection in accept order.
+    pub sent_down: Arc<std::sync::Mutex<Vec<usize>>>,
+    /// Every byte the proxy sent toward the origin.
+    pub upstream: Arc<std::sync::Mutex<Vec<u8>>>,
+    release: tokio::sync::watch::Sender<bool>,
+}
+
+impl Relay {
+    pub async fn start(to: SocketAddr, rule: Option<(&'static str, Fault)>) -> Self {
+        use std::sync::atomic::Ordering::SeqCst;
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (release, released) = tokio::sync::watch::channel(false);
+        let relay = Self {
+            addr: l.local_addr().unwrap(),
+            accepted: Arc::default(),
+            closed_by_proxy: Arc::default(),
+            stalled: Arc::default(),
+            sent_down: Arc::default(),
+            upstream: Arc::default(),
+            release,
+        };
+        let (accepted, closed, stalled, sent_down, upstream) = (
+            relay.accepted.clone(),
+            relay.closed_by_proxy.clone(),
+            relay.stalled.clone(),
+            relay.sent_down.clone(),
+            relay.upstream.clone(),
+        );
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = l.accept().await {
+                let idx = accepted.fetch_add(1, SeqCst);
+                sent_down.lock().unwrap().push(0);
+                let Ok(outbound) = TcpStream::connect(to).await else { continue };
+                let (closed, stalled, sent_down, upstream) =
+                    (closed.clone(), stalled.clone(), sent_down.clone(), upstream.clone());
+                let mut released = released.clone();
+                tokio::spawn(async move {
+                    let triggered = std::sync::atomic::AtomicBool::new(false);
+                    let (mut ir, mut iw) = inbound.into_split();
+                    let (mut or, mut ow) = outbound.into_split();
+                    let up = async {
+                        let mut buf = vec![0u8; 64 << 10];
+                        let mut tail: Vec<u8> = Vec::new();
+                        loop {
+                            let n = match ir.read(&mut buf).await {
+                                Ok(0) | Err(_) => return End::ProxyGone,
+                                Ok(n) => n,
+                            };
+                            upstream.lock().unwrap().extend_from_slice(&buf[..n]);
+                            if let Some((marker, _)) = rule {
+                                tail.extend_from_slice(&buf[..n]);
+                                if find(&tail, marker.as_bytes()).is_some() {
+                                    triggered.store(true, SeqCst);
+                                }
+                                let keep = tail.len().saturating_sub(marker.len());
+                                tail.drain(..keep);
+                            }
+                            if ow.write_all(&buf[..n]).await.is_err() {
+                                return End::OriginGone;
+                            }
+                        }
+                    };
+                    let down = async {
+                        let mut buf = vec![0u8; 64 << 10];
+                        let mut head: Vec<u8> = Vec::new();
+                        let mut body_left: Option<usize> = None;
+                        let mut chunked = false;
+                        let mut reset = false;
+                        loop {
+                            let n = match or.read(&mut buf).await {
+                                Ok(0) | Err(_) => return End::OriginGone,
+                                Ok(n) => n,
+                            };
+                            let mut out = buf[..n].to_vec();
+                            match rule {
+                                Some((_, Fault::Stall)) if triggered.load(SeqCst) && !*released.borrow() => {
+                                    stalled.fetch_add(1, SeqCst);
+                                    let _ = released.wait_for(|r| *r).await;
+                                }
+                                Some((_, Fault::Cut { after, chunked: c, reset: r }))
+                                    if triggered.load(SeqCst) && body_left.is_none() =>
+                                {
+                                    head.extend_from_slice(&out);
+                                    let Some(pos) = find(&head, b"\r\n\r\n") else { continue };
+                                    let body = head.split_off(pos + 4);
+                                    let mut h = String::from_utf8_lossy(&head).into_owned();
+                                    if c {
+                                        h = h
+                                            .split("\r\n")
+                                            .map(|l| {
+                                                if l.to_ascii_lowercase().starts_with("content-length:") {
+                                                    "transfer-encoding: chunked"
+                                                } else {
+                                                    l
+                                                }
+                                            })
+                                            .collect::<Vec<_>>()
+                                            .join("\r\n");
+                                    }
+                                    if iw.write_all(h.as_bytes()).await.is_err() {
+                                        return End::ProxyGone;
+                                    }
+                                    (body_left, chunked, reset) = (Some(after), c, r);
+                                    out = body;
+                                }
+                                _ => {}
+                            }
+                            if let Some(left) = body_left.as_mut() {
+                                out.truncate(*left);
+                                *left -= out.len();
+                                if chunked && !out.is_empty() {
+                                    let mut framed = format!("{:x}\r\n", out.len()).into_bytes();
+                                    framed.extend_from_slice(&out);
+                                    framed.extend_from_slice(b"\r\n");
+                                    out = framed;
+                                }
+                            }
+                            if iw.write_all(&out).await.is_err() {
+                                return End::ProxyGone;
+                            }
+                            sent_down.lock().unwrap()[idx] += out.len();
+                            if body_left == Some(0) {
+                                // Let the proxy read what it got, then cut.
+                                tokio::time::sleep(Duration::from_millis(300)).await;
+                                if reset {
+                                    let _ = iw.as_ref().set_zero_linger();
+                                }
+                                return End::Cut(iw, reset);
+                            }
+                        }
+                    };
+                    // Whichever side notices first: a reset fails both the
+                    // read and the write toward the proxy.
+                    let end = tokio::select! {
+                        e = up => e,
+                        e = down => e,
+                    };
+                    match end {
+                        End::ProxyGone => {
+                            closed.fetch_add(1, SeqCst);
+                        }
+                        // A reset must not be preceded by the FIN that
+                        // dropping a write half sends: forget it, and the
+                        // socket closes (with RST) with its read half.
+                        End::Cut(iw, true) => iw.forget(),
+                        End::Cut(_, false) | End::OriginGone => {}
+                    }
+                });
+            }
+        });
+        relay
+    }
+
+    /// Lets stalled responses go on.
+    pub fn release(&self) {
+        let _ = self.release.send(true);
+    }
+
+    pub fn count(n: &std::sync::atomic::AtomicUsize) -> usize {
+        n.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Waits until `cond` holds, up to `limit`; says whether it did.
+pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cond()
+}
+
+/// A header-signed request head for the proxy at `addr` (aws-sigv4 signs it).
+pub fn signed_head(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    extra: &[(&str, &str)],
+    payload_hash: &str,
+    content_length: Option<usize>,
+) -> String {
+    let hs = sign_headers(method, &addr.to_string(), path, extra, payload_hash, CAK, CSK, SystemTime::now());
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    for (k, v) in &hs {
+        head += &format!("{k}: {v}\r\n");
+    }
+    for (k, v) in extra {
+        head += &format!("{k}: {v}\r\n");
+    }
+    if let Some(n) = content_length {
+        head += &format!("Content-Length: {n}\r\n");
+    }
+    head + "\r\n"
+}
