@@ -96,7 +96,8 @@ impl Error {
             Self::RequestHeaderSectionTooLarge(_) => (StatusCode::BAD_REQUEST, "RequestHeaderSectionTooLarge"),
             Self::UriTooLong => (StatusCode::URI_TOO_LONG, "RequestURITooLong"),
             Self::InvalidUri => (StatusCode::BAD_REQUEST, "InvalidURI"),
-            Self::HttpVersionNotSupported => (StatusCode::HTTP_VERSION_NOT_SUPPORTED, "HttpVersionNotSupported"),
+            // The client's input, so a 4xx (not 505).
+            Self::HttpVersionNotSupported => (StatusCode::BAD_REQUEST, "HttpVersionNotSupported"),
             Self::OriginUnreachable(_) => (StatusCode::BAD_GATEWAY, "BadGateway"),
             Self::OriginTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "GatewayTimeout"),
             Self::OriginRefused(_) => (StatusCode::BAD_GATEWAY, "BadGateway"),

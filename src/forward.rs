@@ -47,6 +47,10 @@ impl Failure {
     pub fn take(&self) -> Option<Error> {
         self.0.error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
     }
+    /// Has the body recorded the client's fault (not the origin's)?
+    fn is_set(&self) -> bool {
+        self.0.error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some()
+    }
     fn close_body(&self) {
         self.0.closed.store(true, Ordering::Relaxed);
     }
@@ -513,7 +517,12 @@ impl Forwarder {
                     Err(mut e) => match e.take_message() {
                         Some(r) => req = r,
                         None => {
-                            tracing::warn!(error = %display_chain(e.error()), "origin request failed");
+                            if failure.is_some_and(Failure::is_set) {
+                                // The client's body failed (a bad chunk, a short body): its fault, logged as such.
+                                tracing::debug!(error = %display_chain(e.error()), "upload aborted");
+                            } else {
+                                tracing::warn!(error = %display_chain(e.error()), "origin request failed");
+                            }
                             return Err(Error::OriginUnreachable("The connection to the origin failed".into()));
                         }
                     },

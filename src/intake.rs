@@ -25,7 +25,7 @@ pub const MAX_QUERY_PARAMS: usize = 1000;
 
 /// Headers a request may carry once at most: each is read as one value by the
 /// proxy or by the origin, so a second one is an ambiguity.
-const SINGLE: [HeaderName; 12] = [
+const SINGLE: [HeaderName; 17] = [
     header::HOST,
     header::AUTHORIZATION,
     header::CONTENT_LENGTH,
@@ -38,6 +38,11 @@ const SINGLE: [HeaderName; 12] = [
     HeaderName::from_static("x-amz-decoded-content-length"),
     HeaderName::from_static("x-amz-security-token"),
     HeaderName::from_static("x-amz-trailer"),
+    header::RANGE,
+    header::IF_MATCH,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_UNMODIFIED_SINCE,
 ];
 
 /// S3's methods. Anything else (CONNECT, TRACE, PATCH, a lower-case `get`)
@@ -49,12 +54,13 @@ pub fn check_method(method: &Method) -> Result<(), Error> {
     }
 }
 
-/// Limits, ambiguity and framing, in that order; `uri` and `headers` as received.
-pub fn check(uri: &http::Uri, headers: &HeaderMap) -> Result<(), Error> {
+/// The method, limits, ambiguity and framing, in that order; all as received.
+pub fn check(method: &Method, uri: &http::Uri, headers: &HeaderMap) -> Result<(), Error> {
+    check_method(method)?;
     check_limits(uri, headers)?;
     check_target(uri)?;
     check_escapes(uri)?;
-    check_framing(headers)?;
+    check_framing(method, headers)?;
     check_single(headers)?;
     check_host(headers)?;
     check_numbers(headers)?;
@@ -96,27 +102,45 @@ fn check_target(uri: &http::Uri) -> Result<(), Error> {
     Ok(())
 }
 
-/// Every `%` starts a two-hex-digit escape: a stray one would be read one
-/// way by the proxy and maybe another by the origin.
+/// Every `%` starts a two-hex-digit escape (a stray one would be read one
+/// way by the proxy and maybe another by the origin), and the decoded path,
+/// an S3 bucket and key, is UTF-8.
 fn check_escapes(uri: &http::Uri) -> Result<(), Error> {
     let target = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str()).as_bytes();
     let mut rest = target;
+    let mut escapes = false;
     while let Some(i) = rest.iter().position(|&b| b == b'%') {
         match rest.get(i + 1..i + 3) {
             Some([a, b]) if a.is_ascii_hexdigit() && b.is_ascii_hexdigit() => rest = &rest[i + 3..],
             _ => return Err(Error::InvalidUri),
         }
+        escapes = true;
+    }
+    if escapes && percent_encoding::percent_decode_str(uri.path()).decode_utf8().is_err() {
+        return Err(Error::InvalidUri);
     }
     Ok(())
 }
 
 /// One framing per body (RFC 9112 §6.3): `Transfer-Encoding` is `chunked`
-/// alone, and never together with `Content-Length` (request smuggling).
-fn check_framing(headers: &HeaderMap) -> Result<(), Error> {
+/// alone, and never together with `Content-Length` (request smuggling). hyper
+/// already settles the two cases a header map can no longer show: with both,
+/// it drops Content-Length, reads the chunked body and closes the connection
+/// after it; two equal Content-Lengths it keeps as one (RFC 9110 §8.6), two
+/// different ones it refuses. And no S3 GET, HEAD or DELETE has a body: one
+/// that comes with a body is refused rather than forwarded.
+fn check_framing(method: &Method, headers: &HeaderMap) -> Result<(), Error> {
+    let bodiless = matches!(*method, Method::GET | Method::HEAD | Method::DELETE);
     let mut te = headers.get_all(header::TRANSFER_ENCODING).iter();
     let Some(first) = te.next() else {
+        if bodiless && headers.get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0") {
+            return Err(Error::InvalidRequest(format!("A {method} request carries no body.").into()));
+        }
         return Ok(());
     };
+    if bodiless {
+        return Err(Error::InvalidRequest(format!("A {method} request carries no body.").into()));
+    }
     if te.next().is_some() || !first.as_bytes().eq_ignore_ascii_case(b"chunked") {
         return Err(Error::InvalidRequest("Transfer-Encoding must be chunked, alone.".into()));
     }
@@ -205,7 +229,7 @@ mod tests {
         for (k, v) in headers {
             h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
         }
-        check(&uri, &h)
+        check(&Method::PUT, &uri, &h)
     }
 
     #[test]
@@ -246,6 +270,17 @@ mod tests {
             assert_eq!(req(bad, &[host]).unwrap_err(), Error::InvalidUri, "{bad}");
         }
         assert!(req("/b/%41%2f?x=%2B", &[host]).is_ok());
+        for not_utf8 in ["/b/a%FF", "/b/a%C3%28", "/b/a%ED%A0%80", "/b/a%C0%AF"] {
+            assert_eq!(req(not_utf8, &[host]).unwrap_err(), Error::InvalidUri, "{not_utf8}");
+        }
+        assert!(req("/b/%C3%A9", &[host]).is_ok(), "é");
+        let uri: http::Uri = "/b/k".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, "h".parse().unwrap());
+        h.insert(header::CONTENT_LENGTH, "5".parse().unwrap());
+        for (m, ok) in [(Method::GET, false), (Method::HEAD, false), (Method::DELETE, false), (Method::POST, true)] {
+            assert_eq!(check(&m, &uri, &h).is_ok(), ok, "{m} with a body");
+        }
         let te = ("transfer-encoding", "chunked");
         assert!(req("/b/k", &[host, te]).is_ok());
         assert!(req("/b/k", &[host, te, ("content-length", "5")]).is_err(), "CL and TE");

@@ -159,7 +159,7 @@ where
     let body = has_body.then(|| SharedBody::new(Body::new(body), Failure::default()));
     // Refused before any signature is looked at: not an S3 method, over a
     // limit, or ambiguous.
-    let result = match intake::check_method(&parts.method).and_then(|()| intake::check(&parts.uri, &parts.headers)) {
+    let result = match intake::check(&parts.method, &parts.uri, &parts.headers) {
         Ok(()) => proxy(&state, &parts, len, body.clone()).await,
         Err(e) => Err((e, false)),
     };
@@ -231,8 +231,9 @@ async fn proxy(
 /// credentials, never the client's: the client must not see them, since
 /// such a body (AWS S3's) carries the origin key id, the proxy's canonical
 /// request and string to sign.
-const ORIGIN_AUTH_CODES: [&str; 10] = [
+const ORIGIN_AUTH_CODES: [&str; 11] = [
     "SignatureDoesNotMatch",
+    "NotSignedUp",
     "InvalidAccessKeyId",
     "AuthorizationHeaderMalformed",
     "AuthorizationQueryParametersError",

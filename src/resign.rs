@@ -223,11 +223,11 @@ impl Signer<'_> {
         ];
         let mut authz = String::with_capacity(parts.iter().map(|p| p.len()).sum());
         parts.iter().for_each(|p| authz.push_str(p));
-        // Exactly sized, so the `Bytes` takes the string's buffer as is.
-        headers.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_maybe_shared(Bytes::from(authz)).map_err(|_| bad_origin())?,
-        );
+        // Exactly sized, so the `Bytes` takes the string's buffer as is;
+        // sensitive, so a `Debug` of the request never prints the signature.
+        let mut authz = HeaderValue::from_maybe_shared(Bytes::from(authz)).map_err(|_| bad_origin())?;
+        authz.set_sensitive(true);
+        headers.insert(header::AUTHORIZATION, authz);
 
         let mut pq = String::with_capacity(canonical_uri.len() + 1 + forward_query.len());
         pq.push_str(canonical_uri);

@@ -105,7 +105,7 @@ async fn refuse_h2(tcp: &mut TcpStream) {
     use tokio::io::AsyncWriteExt;
     let body = crate::error::Error::HttpVersionNotSupported.to_xml("0");
     let head = format!(
-        "HTTP/1.1 505 HTTP Version Not Supported\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
     );
     let _ = tcp.write_all(head.as_bytes()).await;

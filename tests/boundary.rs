@@ -82,9 +82,7 @@ async fn presigned_signed_body_hash_is_enforced() {
 async fn signed_headers_are_strict_and_errors_are_bounded() {
     let h = Harness::start().await;
     let host = h.proxy_addr.to_string();
-    let date = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::parse("[year][month][day]T[hour][minute][second]Z").unwrap())
-        .unwrap();
+    let date = amz_date(time::OffsetDateTime::now_utc());
     let sig = "0".repeat(64);
     let authz = |signed: &str| {
         format!(
@@ -240,8 +238,7 @@ fn presign_by_hand(method: &str, host: &str, path: &str, headers: &[(&str, &str)
         m.finalize().into_bytes().to_vec()
     }
     let now = time::OffsetDateTime::now_utc();
-    let date =
-        now.format(&time::format_description::parse("[year][month][day]T[hour][minute][second]Z").unwrap()).unwrap();
+    let date = amz_date(now);
     let scope = format!("{}/us-east-1/s3/aws4_request", &date[..8]);
     let mut names: Vec<&str> = headers.iter().map(|(k, _)| *k).chain(["host"]).collect();
     names.sort_unstable();
@@ -249,7 +246,7 @@ fn presign_by_hand(method: &str, host: &str, path: &str, headers: &[(&str, &str)
     const S3: &percent_encoding::AsciiSet =
         &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
     let enc = |s: &str| percent_encoding::utf8_percent_encode(s, S3).to_string();
-    let mut q = vec![
+    let mut q = [
         ("X-Amz-Algorithm".to_string(), "AWS4-HMAC-SHA256".to_string()),
         ("X-Amz-Credential".into(), enc(&format!("{CAK}/{scope}"))),
         ("X-Amz-Date".into(), date.clone()),
@@ -268,4 +265,17 @@ fn presign_by_hand(method: &str, host: &str, path: &str, headers: &[(&str, &str)
         key = mac(&key, part);
     }
     format!("{path}?{query}&X-Amz-Signature={}", hex::encode(mac(&key, &sts)))
+}
+
+/// `YYYYMMDDTHHMMSSZ`
+fn amz_date(t: time::OffsetDateTime) -> String {
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }

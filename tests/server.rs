@@ -135,6 +135,6 @@ async fn pipelined_half_close_and_http2_preface() {
     let mut got = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got)).await.expect("in time").unwrap();
     let text = String::from_utf8_lossy(&got);
-    assert!(text.starts_with("HTTP/1.1 505 "), "{text}");
+    assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
     assert!(text.contains("<Code>HttpVersionNotSupported</Code>"), "{text}");
 }

@@ -110,11 +110,14 @@ EXPECT = {
     "encoding": {
         "bad-escape": [INVALID_URI, IA, SDNM],
         "raw-byte": [INVALID_URI, IA, SDNM],
-        # printable ASCII outside RFC 3986 (`"<>{}|\\^` and backquote): hyper takes some of them
+        # printable ASCII outside RFC 3986 (`"<>{}|\\^` and backquote) that hyper refuses; those it takes are
+        # positive rows below (forwarded, the path percent-encoded: the same key, read one way)
         "raw-ascii": [INVALID_URI, IA, SDNM],
     },
     "crlf": {"unsigned-amz": [AD], "forwarded-safely": None},
-    "smuggling": {"framing": [IA, INVALID_REQ]},
+    # hyper settles CL+TE itself (RFC 9112 §6.3: TE wins, CL is dropped, the connection closes after the
+    # body), so a PUT that is then chunked without Content-Length gets the proxy's 411, as any chunked PUT does
+    "smuggling": {"framing": [IA, INVALID_REQ], "cl-te-put": [(411, "MissingContentLength"), IA, INVALID_REQ]},
     "absolute": {"other-authority": [IA], "asterisk": [IA, INVALID_URI]},
     "host": {"signed-for-other": [SDNM], "no-host": [IA, AHM, SDNM]},
     "dotseg": {},
@@ -136,7 +139,7 @@ EXPECT = {
         "two-mechanisms": [IA],
         "other-scheme": [AHM, IA],
     },
-    "http": {"not-http": [], "h2-preface": []},
+    "http": {"not-http": [], "h2-preface": [(400, "HttpVersionNotSupported")]},
 }
 
 # ---------------------------------------------------------------------------------------------- environment
@@ -373,8 +376,9 @@ def snap_diff(a, b):
 class Row:
     def __init__(self, cls, name, req, expect=None, ok=None, bare=False, relay="none", store=None, forbid=(),
                  check=None, responses=1, half_close=False, head=False, tamper=None, settle=0.03,
-                 max_body=None, max_secs=None, data=None, pre=()):
+                 max_body=None, max_secs=None, data=None, pre=(), bare_status=400):
         self.cls, self.name = cls, name
+        self.bare_status = bare_status  # the status of hyper's own bare answer, where one is allowed
         self.pre = pre  # requests sent (and required to succeed) before the row, outside its checks
         self.req = req
         self.data = data if data is not None else req.bytes()
@@ -765,18 +769,22 @@ def build_rows(S, proxy_port, relay_port, canary_port):
     c = "h9-presigned-amz-query"
     k = key()
     good = body(k)
+    # The origin gets the checksum as a signed header and refuses the body (400 BadDigest). s3s-fs 0.14
+    # checks checksums only after writing the file and leaves it on disk (a known s3s-fs gap, shared/peers.md),
+    # so these rows check the refusal and that the constraint reached the origin, not the data directory.
     neg(c, "presigned-put-query-checksum-sha256-mismatch",
         S.presign_v4("PUT", P + k, query=b"x-amz-checksum-sha256=" + uri_encode(sha256_b64(good)), body=body(k + "x")),
-        "constraint", relay="any")
+        "constraint", relay="any", store="any", forbid=(b"x-amz-checksum-sha256=",))
     k = key()
     neg(c, "presigned-put-query-checksum-crc32-mismatch",
         S.presign_v4("PUT", P + k, query=b"x-amz-checksum-crc32=" + uri_encode(crc32_b64(good)), body=body(k + "x")),
-        "constraint", relay="any")
+        "constraint", relay="any", store="any", forbid=(b"x-amz-checksum-crc32=",))
     k = key()
-    neg(c, "presigned-put-query-content-md5-mismatch",
+    # Content-MD5 is not an x-amz-* parameter: S3 does not read it from the query as a header, so it pins
+    # nothing and the upload is stored (the metadata one, x-amz-meta-a, is applied as a header).
+    pos(c, "presigned-put-query-content-md5-not-a-header",
         S.presign_v4("PUT", P + k, query=b"Content-MD5=" + uri_encode(md5_b64(good)) + b"&x-amz-meta-a=1",
-                     body=body(k + "x")),
-        "constraint", relay="any", store="any-but-body")
+                     body=body(k + "x")), store="any")
 
     # ------------------------------------------------------------------------------------------ hole 10
     c = "h10-origin-errors"
@@ -920,8 +928,10 @@ def build_rows(S, proxy_port, relay_port, canary_port):
     neg(c, "target-path-8300", S.v4("GET", P + long_key), "target")
     neg(c, "target-query-8300", S.v4("GET", P + "ping?x-pad=" + "a" * 8300), "target")
     neg(c, "target-20k", S.v4("GET", P + "ping?x-pad=" + "a" * 20000), "target")
-    neg(c, "target-100k", S.v4("GET", P + "ping?x-pad=" + "a" * 100000), "target")
-    neg(c, "target-200k", S.v4("GET", P + "ping?x-pad=" + "a" * 200000), "target")
+    # Past 64 KiB the http crate's URI parser (a fixed u16 limit, MAX_LEN) refuses the target inside hyper,
+    # which answers a bare 414 before the proxy sees the request; 8-64 KiB get the proxy's S3 XML 414.
+    neg(c, "target-100k", S.v4("GET", P + "ping?x-pad=" + "a" * 100000), "target", bare=True, bare_status=414)
+    neg(c, "target-200k", S.v4("GET", P + "ping?x-pad=" + "a" * 200000), "target", bare=True, bare_status=414)
     k = key()
     neg(c, "target-put-path-9k", S.v4("PUT", P + k + "x" * 9000, body=body(k)), "target")
     neg(c, "target-presigned-9k", S.presign_v4("GET", P + "ping", query=b"x-pad=" + b"a" * 9000), "target")
@@ -965,12 +975,14 @@ def build_rows(S, proxy_port, relay_port, canary_port):
     for byte in (b"\x80", b"\xff", b"\xe9", b"\x7f", b"\x00", b"\x01", b"\t"):
         neg(c, f"path-raw-{byte.hex()}", S.v4("GET", P.encode() + b"a" + byte + b"b"), "raw-byte", bare=True)
     for byte in (b'"', b"<", b">", b"{", b"}", b"|", b"\\", b"^", b"`"):
-        neg(c, f"path-raw-ascii-{byte.hex()}", S.v4("GET", P.encode() + b"a" + byte + b"b"), "raw-ascii", bare=True)
+        # hyper takes some of these: then the origin gets the path percent-encoded (the same key; 404 here)
+        pos(c, f"path-raw-ascii-{byte.hex()}", S.v4("GET", P.encode() + b"a" + byte + b"b"), ok=(404,),
+            relay="any", expect=EXPECT[c]["raw-ascii"], bare=True)
     for byte in (b"\x80", b"\xe9", b"\x7f"):
         neg(c, f"query-raw-{byte.hex()}", S.v4("GET", P.encode() + b"ping?x-a=" + byte), "raw-byte", bare=True)
     for byte in (b'"', b"{", b"|"):
-        neg(c, f"query-raw-ascii-{byte.hex()}", S.v4("GET", P.encode() + b"ping?x-a=" + byte), "raw-ascii",
-            bare=True)
+        pos(c, f"query-raw-ascii-{byte.hex()}", S.v4("GET", P.encode() + b"ping?x-a=" + byte), relay="any",
+            expect=EXPECT[c]["raw-ascii"], bare=True)
     for byte in (b"\x00", b"\x01", b"\x7f", b"\x1b"):
         r = S.v4("GET", P + "ping", headers=[("x-amz-meta-a", b"a" + byte + b"b")])
         neg(c, f"header-value-raw-{byte.hex()}", r, "raw-byte", bare=True)
@@ -1005,9 +1017,7 @@ def build_rows(S, proxy_port, relay_port, canary_port):
     # ------------------------------------------------------------------------------------------ smuggling
     c = "smuggling"
     chunked_body = b"5\r\nhello\r\n0\r\n\r\n"
-    for name, hdrs in (("cl-then-te", [("Content-Length", str(len(chunked_body))), ("Transfer-Encoding", "chunked")]),
-                       ("te-then-cl", [("Transfer-Encoding", "chunked"), ("Content-Length", str(len(chunked_body)))]),
-                       ("te-chunked-chunked", [("Transfer-Encoding", "chunked, chunked")]),
+    for name, hdrs in (("te-chunked-chunked", [("Transfer-Encoding", "chunked, chunked")]),
                        ("te-two-headers", [("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "chunked")]),
                        ("te-identity-chunked-cl", [("Transfer-Encoding", "identity, chunked"),
                                                    ("Content-Length", str(len(chunked_body)))])):
@@ -1015,8 +1025,19 @@ def build_rows(S, proxy_port, relay_port, canary_port):
         r = S.v4("PUT", P + k, payload=UNSIGNED, headers=hdrs, content_length=False)
         r.body = chunked_body
         neg(c, name, r, "framing", bare=True)
+    for name, hdrs in (("cl-then-te", [("Content-Length", str(len(chunked_body))), ("Transfer-Encoding", "chunked")]),
+                       ("te-then-cl", [("Transfer-Encoding", "chunked"), ("Content-Length", str(len(chunked_body)))])):
+        k = key()
+        r = S.v4("PUT", P + k, payload=UNSIGNED, headers=hdrs, content_length=False)
+        r.body = chunked_body
+        neg(c, name, r, "cl-te-put", bare=True)
+    # Two equal Content-Lengths are one value (RFC 9110 §8.6): hyper keeps one, nothing is ambiguous.
+    k = key()
+    r = S.v4("PUT", P + k, payload=UNSIGNED, headers=[("Content-Length", "5"), ("Content-Length", "5")],
+             content_length=False)
+    r.body = b"hello"
+    pos(c, "two-equal-content-lengths", r, store=(k, b"hello"))
     for name, hdrs, b_ in (("two-content-lengths", [("Content-Length", "5"), ("Content-Length", "6")], b"hello!"),
-                           ("two-equal-content-lengths", [("Content-Length", "5"), ("Content-Length", "5")], b"hello"),
                            ("content-length-list", [("Content-Length", "5, 6")], b"hello!"),
                            ("content-length-negative", [("Content-Length", "-1")], b""),
                            ("content-length-hex", [("Content-Length", "0x5")], b"hello"),
@@ -1043,7 +1064,8 @@ def build_rows(S, proxy_port, relay_port, canary_port):
             hdrs.reverse()
         r = S.v4(method, P + (k if method == "PUT" else "ping"), payload=UNSIGNED, headers=hdrs, content_length=False)
         r.body = sm_body
-        neg(c, name, r, "framing", bare=True, forbid=(b"smuggled",), settle=0.3)
+        # The smuggled request must never run: hyper reads the chunked body and closes the connection.
+        neg(c, name, r, "cl-te-put" if method == "PUT" else "framing", bare=True, forbid=(b"smuggled",), settle=0.3)
     k = key()
     r = S.v4("PUT", P + k, payload=UNSIGNED, headers=[("Content-Length", str(len(chunked_body))),
                                                        ("Transfer-Encoding", "chunked")], content_length=False)
@@ -1143,8 +1165,8 @@ def build_rows(S, proxy_port, relay_port, canary_port):
                            ("signed-trailer-undeclared-sha256", [(b"x-amz-checksum-sha256", None)])):
         k = key()
         b_ = body(k) * 20
-        neg(c, name, chunked_req(S, P + k, [b_], "signed-trailer", trailers=trailers), "undeclared-trailer",
-            relay="head")
+        req = chunked_req(S, P + k, [b_], "signed-trailer", trailers=trailers, declared=b"x-amz-checksum-crc32")
+        neg(c, name, req, "undeclared-trailer", relay="head")
     k = key()
     b_ = body(k) * 20
     neg(c, "unsigned-trailer-chunk-size-plus", chunked_req(S, P + k, [b_], "unsigned-trailer", size_fmt="+%x"),
@@ -1445,7 +1467,7 @@ def run_row(row, proxy, relay, canary, relay_host):
             if r.status >= 500:
                 errs.append(f"5xx: {r.short()}, want {want}")
             elif code is None:
-                if not (row.bare and r.status == 400):
+                if not (row.bare and r.status == row.bare_status):
                     errs.append(f"got {r.short()}, want {want} as S3 XML" if row.expect else f"got {r.short()}")
             elif (r.status, code) not in row.expect and not (row.bare and not row.expect and 400 <= r.status < 500):
                 errs.append(f"got {r.status} {code}, want {want}")
