@@ -84,11 +84,17 @@ async fn a_client_gone_mid_download_closes_the_origin_connection_and_the_next_re
     assert_eq!(Relay::count(&relay.accepted), 2, "a fresh origin connection for the next request");
 }
 
+/// The server half-closes (hyper's `half_close`, so that a client that
+/// pipelines and then shuts down its sending side gets every answer): a
+/// client's EOF alone cannot tell "gone" from "done sending". So a client gone
+/// while the origin is silent is noticed when the proxy writes to it, and the
+/// origin request is given up by ORIGIN_READ_TIMEOUT at the latest: bounded,
+/// and never pooled.
 #[tokio::test]
 async fn a_client_gone_while_the_origin_is_silent_closes_the_origin_connection() {
     let origin = origin_with("quiet", "obj", b"late".to_vec()).await;
     let relay = Relay::start(origin.origin_addr, Some(("/quiet/", Fault::Stall))).await;
-    let (proxy, _stop) = start_proxy_to(relay.addr, |_| {}).await;
+    let (proxy, _stop) = start_proxy_to(relay.addr, |c| c.read_timeout = Duration::from_millis(500)).await;
 
     let mut s = TcpStream::connect(proxy).await.unwrap();
     s.write_all(signed_head(proxy, "GET", "/quiet/obj", &[], EMPTY_SHA256, None).as_bytes()).await.unwrap();
