@@ -37,6 +37,8 @@ sys.path.insert(0, str(HERE))
 import report  # noqa: E402
 
 PROXY_BIN = Path(os.environ.get("BENCH_PROXY_BIN", ROOT / "target/release/s3-resign-proxy"))
+# A second proxy build to compare with in the same run (an A/B of a change): target `proxy_b`.
+PROXY_B_BIN = Path(os.environ["BENCH_PROXY_B_BIN"]) if os.environ.get("BENCH_PROXY_B_BIN") else None
 LOADGEN = Path(os.environ.get("BENCH_LOADGEN_BIN", ROOT / "target/bench-loadgen/release/s3rp-loadgen"))
 NGINX = os.environ.get("BENCH_NGINX", shutil.which("nginx") or "/usr/sbin/nginx")
 CLK = os.sysconf("SC_CLK_TCK")
@@ -47,17 +49,19 @@ BUCKET = "bench"
 MiB = 1 << 20
 
 # Target ids, in the order the tables list them.
-ORIGIN, NGINX_PP, PROXY, S3SFS, PROXY_S3SFS = "origin", "nginx", "proxy", "s3sfs", "proxy_s3sfs"
+ORIGIN, NGINX_PP, PROXY, S3SFS, PROXY_S3SFS, PROXY_B = "origin", "nginx", "proxy", "s3sfs", "proxy_s3sfs", "proxy_b"
 TARGET_NAMES = {
     ORIGIN: "fast origin alone",
     NGINX_PP: "nginx proxy_pass → fast origin",
     PROXY: "s3-resign-proxy → fast origin",
     S3SFS: "s3s-fs alone",
     PROXY_S3SFS: "s3-resign-proxy → s3s-fs",
+    PROXY_B: "s3-resign-proxy B (BENCH_PROXY_B_BIN) → fast origin",
 }
 # Each target's ratio is taken against this target, from the same round.
-BASELINE = {ORIGIN: ORIGIN, NGINX_PP: ORIGIN, PROXY: ORIGIN, S3SFS: S3SFS, PROXY_S3SFS: S3SFS}
-ALL_TARGETS = [ORIGIN, NGINX_PP, PROXY, S3SFS, PROXY_S3SFS]
+BASELINE = {ORIGIN: ORIGIN, NGINX_PP: ORIGIN, PROXY: ORIGIN, S3SFS: S3SFS, PROXY_S3SFS: S3SFS, PROXY_B: ORIGIN}
+ALL_TARGETS = [ORIGIN, NGINX_PP, PROXY, S3SFS, PROXY_S3SFS] + ([PROXY_B] if PROXY_B_BIN else [])
+CLIENT_TARGETS = (PROXY, PROXY_S3SFS, PROXY_B)  # signed with the client key
 
 
 def log(msg: str) -> None:
@@ -264,9 +268,12 @@ class Bench:
         self.logs.mkdir(parents=True, exist_ok=True)
         # A private copy: a rebuild of target/release during the run must not change the
         # binary under test half-way (fresh proxies are started per measurement).
-        global PROXY_BIN
+        global PROXY_BIN, PROXY_B_BIN
         shutil.copy2(PROXY_BIN, self.work / "s3-resign-proxy")
         PROXY_BIN = self.work / "s3-resign-proxy"
+        if PROXY_B_BIN:
+            shutil.copy2(PROXY_B_BIN, self.work / "s3-resign-proxy-b")
+            PROXY_B_BIN = self.work / "s3-resign-proxy-b"
         self.p: dict[str, int] = {}
         self.procs: dict[str, Proc] = {}
 
@@ -279,7 +286,7 @@ class Bench:
         conf.write_text(NGINX_COMMON.format(prefix=prefix, body=body, workers=self.a.nginx_workers))
         return Proc(f"nginx-{name}", [NGINX, "-p", str(prefix), "-c", str(conf)], logfile=self.logs / f"nginx-{name}.log")
 
-    def start_proxy(self, name: str, origin_port: int) -> tuple[Proc, int]:
+    def start_proxy(self, name: str, origin_port: int, binary: Path | None = None) -> tuple[Proc, int]:
         port = free_port()
         env = {
             "CLIENT_ACCESS_KEY": CLIENT_AK,
@@ -292,7 +299,7 @@ class Bench:
             "HEALTHCHECK_PATH": f"/{BUCKET}/obj-1k",
             "RUST_LOG": "warn",
         }
-        p = Proc(f"proxy-{name}", [str(PROXY_BIN)], env=env, logfile=self.logs / f"proxy-{name}.log")
+        p = Proc(f"proxy-{name}", [str(binary or PROXY_BIN)], env=env, logfile=self.logs / f"proxy-{name}.log")
         wait_port(port, p)
         st = http_status(port, "/healthz")
         if st != 200:
@@ -337,7 +344,7 @@ class Bench:
     def url(self, target: str, port_of: dict[str, int], key: str) -> tuple[str, str, str]:
         """(URL, access key, secret key) for a target."""
         port = port_of[target]
-        if target in (PROXY, PROXY_S3SFS):
+        if target in CLIENT_TARGETS:
             ak, sk = CLIENT_AK, CLIENT_SK
         else:
             ak, sk = ORIGIN_AK, ORIGIN_SK  # the fast origin and nginx ignore them
@@ -405,6 +412,11 @@ class Bench:
         proxy_s3, port_ps = self.start_proxy("s3sfs", self.p["s3sfs"])
         ports = {ORIGIN: self.p["origin_get"], NGINX_PP: self.p["nginx_get"], PROXY: port_pf, S3SFS: self.p["s3sfs"], PROXY_S3SFS: port_ps}
         procs = {ORIGIN: [self.procs["origin_get"]], NGINX_PP: [nginx_pp], PROXY: [proxy_fast], S3SFS: [self.procs["s3sfs"]], PROXY_S3SFS: [proxy_s3]}
+        stop = [proxy_fast, proxy_s3, nginx_pp]
+        if PROXY_B_BIN:
+            proxy_b, ports[PROXY_B] = self.start_proxy("fast-get-b", self.p["origin_get"], PROXY_B_BIN)
+            procs[PROXY_B] = [proxy_b]
+            stop.append(proxy_b)
         points = []
         try:
             for conc in (16, 64):
@@ -423,7 +435,7 @@ class Bench:
                             f"cpu {r['cpu_us_per_req'] or 0:.1f}µs/req errors {r['errors']} others {r['foreign_frac']:.0%}")
                 points.append({"label": f"c={conc}", "concurrency": conc, "runs": runs})
         finally:
-            for pr in (proxy_fast, proxy_s3, nginx_pp):
+            for pr in stop:
                 pr.stop()
         return {"id": "small_get", "title": f"1 KiB GET, {a.small_secs:g} s per run", "kind": "small", "points": points}
 
@@ -443,8 +455,9 @@ class Bench:
                             pr = self.start_nginx_pp()
                             fresh.append(pr)
                             ports[t], procs[t] = self.p["nginx_put" if put else "nginx_get"], [pr]
-                        elif t in (PROXY, PROXY_S3SFS):
-                            pr, port = self.start_proxy(f"{sid}-{par}-{t}", origin_port if t == PROXY else self.p["s3sfs"])
+                        elif t in CLIENT_TARGETS:
+                            binary = PROXY_B_BIN if t == PROXY_B else None
+                            pr, port = self.start_proxy(f"{sid}-{par}-{t}", self.p["s3sfs"] if t == PROXY_S3SFS else origin_port, binary)
                             fresh.append(pr)
                             ports[t], procs[t] = port, [pr]
                         key = "put-{i}" if put else "obj-big"
@@ -454,7 +467,7 @@ class Bench:
                         r = self.measured(procs[t], lambda args=args: loadgen(args, timeout=300))
                         gib = r["bytes"] / (1 << 30)
                         r["cpu_s_per_gib"] = r["target_cpu_s"] / gib if gib else None
-                        if t in (PROXY, PROXY_S3SFS):
+                        if t in CLIENT_TARGETS:
                             r["peak_rss_mib"] = vmhwm_kib(procs[t][0].pid) / 1024
                         elif t == NGINX_PP:
                             r["peak_rss_mib"] = sum(vmhwm_kib(pid) for pid in procs[t][0].pids()) / 1024

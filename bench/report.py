@@ -17,8 +17,9 @@ NAMES = {
     "proxy": "s3-resign-proxy → fast origin",
     "s3sfs": "s3s-fs alone",
     "proxy_s3sfs": "s3-resign-proxy → s3s-fs",
+    "proxy_b": "s3-resign-proxy B (BENCH_PROXY_B_BIN) → fast origin",
 }
-BASE = {"origin": "origin", "nginx": "origin", "proxy": "origin", "s3sfs": "s3sfs", "proxy_s3sfs": "s3sfs"}
+BASE = {"origin": "origin", "nginx": "origin", "proxy": "origin", "s3sfs": "s3sfs", "proxy_s3sfs": "s3sfs", "proxy_b": "origin"}
 
 
 # ------------------------------------------------------------------ numbers
@@ -161,6 +162,11 @@ def checks(results) -> list[tuple[str, str, bool | None]]:
             r = point(results, sid, f"{par} in parallel")
             if r:
                 add(f"s3s-fs: big {what} MB/s, {par} stream(s) ≥ 0.95× s3s-fs alone", ratio(r, "proxy_s3sfs", "s3sfs", "mb_per_s"), 0.95)
+    # An A/B of two proxy builds in the same run (BENCH_PROXY_B_BIN), when one was given.
+    for c in (16, 64):
+        r = point(results, "small_get", f"c={c}")
+        if r and "proxy_b" in r:
+            add(f"A/B: 1 KiB GET req/s c={c}, this build ÷ build B (≥ 0.98)", ratio(r, "proxy", "proxy_b", "rps"), 0.98)
     r = point(results, "many_put", "32 in parallel")
     if r:
         for t in ("proxy", "proxy_s3sfs"):

@@ -18,6 +18,9 @@
 //! (cached) signing key. Everything else the proxy does (parsing, canonicalizing,
 //! header maps, allocation) is overhead over the floor.
 
+#[path = "../tests/support/s3_signing.rs"]
+mod s3_signing;
+
 use std::hint::black_box;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -68,29 +71,14 @@ fn origin() -> Origin {
 /// amz-sdk-invocation-id, amz-sdk-request, range, x-amz-content-sha256,
 /// x-amz-date) and an unsigned user-agent.
 fn header_signed_get() -> (Method, Uri, HeaderMap) {
-    use aws_sigv4::http_request::{
-        PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
-        UriPathNormalizationMode, sign,
-    };
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, sign};
     let extra = [
         ("amz-sdk-invocation-id", "6d7f2a3c-2f0e-4b8a-9c1d-0e5f7a9b3c21"),
         ("amz-sdk-request", "attempt=1; max=3"),
         ("range", "bytes=0-1023"),
     ];
     let identity = aws_credential_types::Credentials::new(CLIENT_AK, CLIENT_SK, None, None, "bench").into();
-    let mut settings = SigningSettings::default();
-    settings.percent_encoding_mode = PercentEncodingMode::Single;
-    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region(REGION)
-        .name("s3")
-        .time(at())
-        .settings(settings)
-        .build()
-        .unwrap()
-        .into();
+    let params = s3_signing::s3_params(&identity, REGION, at(), s3_signing::Location::Headers);
     let mut all: Vec<(&str, &str)> = vec![("host", PROXY_HOST)];
     all.extend_from_slice(&extra);
     let uri = format!("http://{PROXY_HOST}{PATH}");
@@ -112,25 +100,9 @@ fn header_signed_get() -> (Method, Uri, HeaderMap) {
 
 /// A presigned GET (1 hour), signed headers `host` only, as boto3/aws-cli make them.
 fn presigned_get() -> (Method, Uri, HeaderMap) {
-    use aws_sigv4::http_request::{
-        PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
-        UriPathNormalizationMode, sign,
-    };
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, sign};
     let identity = aws_credential_types::Credentials::new(CLIENT_AK, CLIENT_SK, None, None, "bench").into();
-    let mut settings = SigningSettings::default();
-    settings.percent_encoding_mode = PercentEncodingMode::Single;
-    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-    settings.signature_location = SignatureLocation::QueryParams;
-    settings.expires_in = Some(Duration::from_secs(3600));
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region(REGION)
-        .name("s3")
-        .time(at())
-        .settings(settings)
-        .build()
-        .unwrap()
-        .into();
+    let params = s3_signing::s3_params(&identity, REGION, at(), s3_signing::Location::Query(Duration::from_secs(3600)));
     let uri = format!("http://{PROXY_HOST}{PATH}");
     let req =
         SignableRequest::new("GET", uri, [("host", PROXY_HOST)].into_iter(), SignableBody::UnsignedPayload).unwrap();
@@ -312,12 +284,18 @@ fn chunk_64k(c: &mut Criterion) {
     let data: Vec<u8> = (0..CHUNK as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     let date = AmzDate::from_datetime(now());
     let scope = format!("{}/{REGION}/s3/aws4_request", date.date());
-    let client_key = *KeyCache::new(CLIENT_SK.as_bytes()).get(date.date(), REGION).as_bytes();
-    let origin_key = *KeyCache::new(ORIGIN_SK.as_bytes()).get(date.date(), REGION).as_bytes();
+    let client_key = KeyCache::new(CLIENT_SK.as_bytes()).get(date.date(), REGION);
+    let origin_key = KeyCache::new(ORIGIN_SK.as_bytes()).get(date.date(), REGION);
     let client_seed = "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9";
     let origin_seed = "0a8f6c1e4d2b7a9358c6e0f1d2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5";
-    let client = ChunkChain::new(client_key, date.as_str(), &scope, client_seed);
-    let origin = ChunkChain::new(origin_key, date.as_str(), &scope, origin_seed);
+    let chain = |signing_key, seed: &str| ChunkChain {
+        signing_key,
+        amz_date: date.as_str().to_owned(),
+        scope: scope.clone(),
+        prev_signature: seed.to_owned(),
+    };
+    let client = chain(client_key, client_seed);
+    let origin = chain(origin_key, origin_seed);
     let provided = client.clone().next_chunk_signature(&data);
 
     let mut g = c.benchmark_group("chunk_64k");
@@ -371,7 +349,7 @@ fn chunk_64k(c: &mut Criterion) {
     let sts_of =
         |seed: &str| format!("AWS4-HMAC-SHA256-PAYLOAD\n{date}\n{scope}\n{seed}\n{EMPTY_SHA256}\n{hash}").into_bytes();
     let mut sts = [sts_of(client_seed), sts_of(origin_seed)];
-    let keys = [client_key, origin_key];
+    let keys = [*client_key.as_bytes(), *origin_key.as_bytes()];
     g.throughput(Throughput::Bytes(CHUNK as u64));
     g.bench_function("floor", |b| {
         b.iter(|| {
@@ -439,7 +417,7 @@ fn sha256_body(c: &mut Criterion) {
             |b, frames| {
                 b.iter(|| {
                     let inner = futures_util::stream::iter(
-                        frames.iter().cloned().map(Ok::<_, s3_resign_proxy::forward::BoxError>),
+                        frames.iter().cloned().map(Ok::<_, s3_resign_proxy::error::BoxError>),
                     );
                     let check = Sha256Check::new(inner, expected, Failure::default());
                     drain(Box::pin(check))

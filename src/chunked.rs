@@ -24,7 +24,6 @@ use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::stream::Stream;
-use hmac::{Hmac, Mac};
 use pin_project_lite::pin_project;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -32,19 +31,20 @@ use subtle::ConstantTimeEq;
 #[cfg(test)]
 mod tests;
 
-type BoxError = Box<dyn StdError + Send + Sync>;
+use crate::error::BoxError;
+use crate::sigv4::payload::EMPTY_SHA256;
+use crate::sigv4::{ChunkSeed, PayloadHash, SigningKey};
 
-const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 const CHUNK_SIG_EXT: &[u8] = b";chunk-signature=";
 const TRAILER_SIG_NAME: &[u8] = b"x-amz-trailer-signature";
 const SIG_LEN: usize = 64;
 const CRLF: &[u8] = b"\r\n";
 
-/// One side's chunk-signature chain (SigV4 streaming). `Debug` redacts the key.
-#[derive(Clone)]
+/// One side's chunk-signature chain (SigV4 streaming), started from a
+/// [`ChunkSeed`]. `Debug` redacts the key (the [`SigningKey`] does).
+#[derive(Clone, Debug)]
 pub struct ChunkChain {
-    /// SigV4 signing key (`kSigning`).
-    pub signing_key: [u8; 32],
+    pub signing_key: SigningKey,
     /// Request timestamp, e.g. `20130524T000000Z`.
     pub amz_date: String,
     /// Credential scope, e.g. `20130524/us-east-1/s3/aws4_request`.
@@ -53,22 +53,18 @@ pub struct ChunkChain {
     pub prev_signature: String,
 }
 
-impl fmt::Debug for ChunkChain {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChunkChain")
-            .field("amz_date", &self.amz_date)
-            .field("scope", &self.scope)
-            .field("prev_signature", &self.prev_signature)
-            .finish_non_exhaustive()
+impl From<&ChunkSeed> for ChunkChain {
+    fn from(seed: &ChunkSeed) -> Self {
+        Self {
+            signing_key: seed.signing_key,
+            amz_date: seed.amz_date.as_str().to_owned(),
+            scope: seed.scope.clone(),
+            prev_signature: seed.seed_signature.clone(),
+        }
     }
 }
 
 impl ChunkChain {
-    pub fn new(signing_key: [u8; 32], amz_date: &str, scope: &str, seed_signature: &str) -> Self {
-        let (amz_date, scope, prev_signature) = (amz_date.into(), scope.into(), seed_signature.into());
-        Self { signing_key, amz_date, scope, prev_signature }
-    }
-
     /// `AWS4-HMAC-SHA256-PAYLOAD` string to sign for the next chunk (pure).
     pub fn chunk_string_to_sign(&self, data: &[u8]) -> String {
         self.chunk_string_to_sign_hashed(&hex::encode(Sha256::digest(data)))
@@ -91,9 +87,7 @@ impl ChunkChain {
 
     /// Hex HMAC-SHA256 of `string_to_sign` under the signing key (pure).
     pub fn sign(&self, string_to_sign: &str) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.signing_key).expect("any key");
-        mac.update(string_to_sign.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        self.signing_key.sign_hex(string_to_sign.as_bytes())
     }
 
     /// Signature of the next chunk carrying `data` (empty for the final chunk); advances the chain.
@@ -123,6 +117,19 @@ pub enum Mode {
     SignedTrailer,
     /// `STREAMING-UNSIGNED-PAYLOAD-TRAILER`: passed through byte for byte, only parsed and checked.
     UnsignedTrailer,
+}
+
+impl Mode {
+    /// The aws-chunked mode of a payload, or `None` for a body in one piece:
+    /// where the payload modes meet the codec, in one place.
+    pub fn of(payload: PayloadHash) -> Option<Self> {
+        match payload {
+            PayloadHash::StreamingSigned => Some(Self::Signed),
+            PayloadHash::StreamingSignedTrailer => Some(Self::SignedTrailer),
+            PayloadHash::StreamingUnsignedTrailer => Some(Self::UnsignedTrailer),
+            PayloadHash::Unsigned | PayloadHash::Sha256(_) => None,
+        }
+    }
 }
 
 /// Parser limits; `Default` is 16 MiB / 4 KiB / 16 KiB.

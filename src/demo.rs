@@ -13,8 +13,7 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::error::BoxError;
 
 /// Serves an s3s-fs origin over `root` on `listener`, checking signatures made
 /// with `access_key`/`secret_key`, until the task is dropped.
@@ -85,6 +84,9 @@ pub async fn run_demo() -> Result<(), BoxError> {
         ("ORIGIN_DOMAIN".to_owned(), format!("http://{origin_addr}")),
         ("HOST".to_owned(), "127.0.0.1".to_owned()),
         ("PORT".to_owned(), port.to_string()),
+        // Probe the demo bucket (a HeadBucket): s3s-fs answers `HEAD /` with
+        // 501 and logs an error for it, which looks like a failure.
+        ("HEALTHCHECK_PATH".to_owned(), "/demo".to_owned()),
     ])?;
     let listener = TcpListener::bind(config.listen).await?;
     let endpoint = format!("http://{}", listener.local_addr()?);

@@ -12,6 +12,9 @@ use http::{HeaderValue, StatusCode, header};
 
 type Msg = Cow<'static, str>;
 
+/// The one boxed error type, for body streams and the binary's entry points.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
     /// The client's signature is wrong. Carries what the proxy computed from the

@@ -13,17 +13,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::Stream;
-use http::{HeaderMap, Request, Response, Uri, header};
+use http::{Request, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use sha2::{Digest, Sha256};
 
-use crate::error::Error;
+use crate::error::{BoxError, Error};
 use crate::resign::OriginRequest;
 
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type DataStream = Pin<Box<dyn Stream<Item = Result<Bytes, BoxError>> + Send>>;
 
 /// Where a body adapter records why it failed, so the handler can answer with
@@ -670,42 +669,6 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-/// Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection and
-/// never cross the proxy, in either direction.
-pub fn is_hop_by_hop(name: &str) -> bool {
-    matches!(name, "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade")
-        || name.starts_with("proxy-")
-}
-
-/// Header names listed in `Connection`, which are hop-by-hop too.
-pub fn connection_listed(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_ascii_lowercase())
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
-/// Removes hop-by-hop headers (and those `Connection` names) from a response.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(header::CONNECTION) {
-        for name in connection_listed(headers) {
-            headers.remove(name.as_str());
-        }
-    }
-    // Usually there is none: look before collecting.
-    if !headers.keys().any(|n| is_hop_by_hop(n.as_str())) {
-        return;
-    }
-    let hop: Vec<http::HeaderName> = headers.keys().filter(|n| is_hop_by_hop(n.as_str())).cloned().collect();
-    for name in hop {
-        headers.remove(name);
     }
 }
 

@@ -13,55 +13,23 @@ use time::OffsetDateTime;
 
 use crate::config::Origin;
 use crate::error::Error;
-use crate::forward::is_hop_by_hop;
-use crate::sigv4::canonical::{Scope, push_canonical_request, sign_canonical_request};
+use crate::headers::{connection_lists, is_dropped};
+use crate::sigv4::canonical::{CanonicalParts, Scope, push_canonical_request, sign_canonical_request};
 use crate::sigv4::encode::hex32;
-use crate::sigv4::payload::{
-    EMPTY_SHA256, EMPTY_SHA256_BYTES, STREAMING_PAYLOAD, STREAMING_PAYLOAD_TRAILER, STREAMING_UNSIGNED_TRAILER,
-    UNSIGNED_PAYLOAD,
-};
+use crate::sigv4::payload::Sha256Digest;
 use crate::sigv4::scratch::{SmallVec, Text, with_text};
-use crate::sigv4::{AmzDate, KeyCache, PayloadHash, Query, SignedHeaders, SigningKey, canonical_uri};
+use crate::sigv4::{AmzDate, ChunkSeed, KeyCache, PayloadHash, Query, SignedHeaders, canonical_uri};
 use crate::verify::VerifiedRequest;
 
 const X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
 const X_AMZ_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-amz-content-sha256");
-
-/// Headers that never travel to the origin: hop-by-hop ones, `Expect` (the
-/// proxy answers 100-continue itself), the client's own `Host` and
-/// authentication, and its session token, which belongs to the client's
-/// credentials, not the origin's.
-pub fn is_dropped(name: &str) -> bool {
-    is_hop_by_hop(name) || matches!(name, "host" | "authorization" | "expect" | "x-amz-security-token")
-}
-
-/// Is `name` (lower case) listed in the request's `Connection` header? The
-/// same test as `forward::connection_listed(headers).contains(name)`, without
-/// collecting the list.
-fn connection_lists(headers: &HeaderMap, name: &str) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|s| s.trim().eq_ignore_ascii_case(name))
-}
-
-/// The origin's chunk chain for signed aws-chunked bodies.
-#[derive(Debug, Clone)]
-pub struct OriginChunkSeed {
-    pub signing_key: SigningKey,
-    pub amz_date: AmzDate,
-    pub scope: String,
-    pub seed_signature: String,
-}
 
 #[derive(Debug)]
 pub struct OriginRequest {
     pub method: Method,
     pub uri: Uri,
     pub headers: HeaderMap,
-    pub chunk_seed: Option<OriginChunkSeed>,
+    pub chunk_seed: Option<ChunkSeed>,
 }
 
 pub struct Signer<'a> {
@@ -69,6 +37,33 @@ pub struct Signer<'a> {
     pub access_key: &'a str,
     pub keys: &'a KeyCache,
     pub region: &'a str,
+}
+
+/// Where the origin request goes and what its canonical request says of it:
+/// three texts that must not be swapped, so they travel by name.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The path as verified; forwarded as is.
+    pub canonical_uri: &'a str,
+    /// The canonical query the origin's signature covers.
+    pub canonical_query: &'a str,
+    /// The query as forwarded (wire pairs in canonical order).
+    pub forward_query: &'a str,
+}
+
+/// A request ready to be signed for the origin.
+struct Unsigned<'a> {
+    method: &'a Method,
+    target: Target<'a>,
+    /// The forwarded headers; host, x-amz-date, x-amz-content-sha256 and
+    /// Authorization are added by [`Signer::finish`].
+    headers: HeaderMap,
+    /// `headers` as (name, value) pairs, in order.
+    pairs: &'a [(&'a str, &'a [u8])],
+    /// The headers to sign: the client's signed headers that are forwarded,
+    /// and [`OURS`], sorted, once each.
+    names: &'a [&'a str],
+    payload: PayloadHash,
 }
 
 impl Signer<'_> {
@@ -99,116 +94,102 @@ impl Signer<'_> {
             headers.append(name.clone(), value.clone());
             pairs.push((name.as_str(), value.as_bytes()));
         }
-        let hash_hex;
-        let payload_text: &str = match v.payload() {
-            PayloadHash::Unsigned => UNSIGNED_PAYLOAD,
-            PayloadHash::Sha256(EMPTY_SHA256_BYTES) => EMPTY_SHA256,
-            PayloadHash::Sha256(h) => {
-                hash_hex = hex32(&h);
-                std::str::from_utf8(&hash_hex).expect("hex is ASCII")
-            }
-            PayloadHash::StreamingSigned => STREAMING_PAYLOAD,
-            PayloadHash::StreamingSignedTrailer => STREAMING_PAYLOAD_TRAILER,
-            PayloadHash::StreamingUnsignedTrailer => STREAMING_UNSIGNED_TRAILER,
-            PayloadHash::StreamingEcdsa => {
-                return Err(Error::InvalidArgument("SigV4a streaming payloads are not supported".into()));
-            }
-        };
         let mut client_names = Names::new("");
         client_names.extend(v.signed_headers().filter(|n| forwarded(n)));
         client_names.extend(v.hoisted().iter().map(|(n, _)| n.as_str()));
         let names = with_ours(client_names.as_slice());
-        let streaming = matches!(v.payload(), PayloadHash::StreamingSigned | PayloadHash::StreamingSignedTrailer);
-        self.finish(
+        let out = Unsigned {
             method,
-            v.canonical_uri(),
-            v.origin_canonical_query(),
-            v.forward_query(),
+            target: v.target(),
             headers,
-            pairs.as_slice(),
-            names.as_slice(),
-            payload_text,
-            now,
-            streaming,
-        )
+            pairs: pairs.as_slice(),
+            names: names.as_slice(),
+            payload: v.payload(),
+        };
+        self.finish(out, now)
     }
 
     /// The health probe: `HEAD HEALTHCHECK_PATH`, signed with the origin key.
     pub fn sign_probe(&self, path_and_query: &str, now: OffsetDateTime) -> Result<OriginRequest, Error> {
         let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
         let q = Query::parse(query);
-        self.finish(
-            &Method::HEAD,
-            &canonical_uri(path),
-            &q.canonical(|_| false),
-            &q.forward(|_| false),
-            HeaderMap::new(),
-            &[],
-            &OURS,
-            EMPTY_SHA256,
-            now,
-            false,
-        )
+        let (canonical_uri, canonical_query, forward_query) =
+            (canonical_uri(path), q.canonical(|_| false), q.forward(|_| false));
+        let out = Unsigned {
+            method: &Method::HEAD,
+            target: Target {
+                canonical_uri: &canonical_uri,
+                canonical_query: &canonical_query,
+                forward_query: &forward_query,
+            },
+            headers: HeaderMap::new(),
+            pairs: &[],
+            names: &OURS,
+            payload: PayloadHash::Sha256(Sha256Digest::EMPTY),
+        };
+        self.finish(out, now)
     }
 
-    /// Adds host, x-amz-date, x-amz-content-sha256 and the Authorization header.
-    ///
-    /// `pairs` are the (name, value) pairs of `headers` as they are passed in;
-    /// `names` the headers to sign: the client's signed headers that are
-    /// forwarded, and [`OURS`], sorted, once each.
-    #[allow(clippy::too_many_arguments)]
-    fn finish(
-        &self,
-        method: &Method,
-        canonical_uri: &str,
-        canonical_query: &str,
-        forward_query: &str,
-        mut headers: HeaderMap,
-        pairs: &[(&str, &[u8])],
-        names: &[&str],
-        payload_text: &str,
-        now: OffsetDateTime,
-        streaming: bool,
-    ) -> Result<OriginRequest, Error> {
+    /// Adds host, x-amz-date, x-amz-content-sha256 and the Authorization
+    /// header; makes the origin URI and, for signed aws-chunked bodies, the
+    /// origin's chunk seed.
+    fn finish(&self, out: Unsigned<'_>, now: OffsetDateTime) -> Result<OriginRequest, Error> {
+        let Unsigned { method, target, mut headers, pairs, names, payload } = out;
         let date = AmzDate::from_datetime(now);
-        let authority = self.origin.authority().as_str();
+        let payload_text = payload.as_str();
         headers.insert(header::HOST, self.origin.host().clone());
         headers.insert(X_AMZ_DATE, HeaderValue::from_bytes(date.as_bytes()).map_err(|_| bad_origin())?);
-        headers.insert(X_AMZ_CONTENT_SHA256, payload_value(payload_text)?);
+        headers.insert(X_AMZ_CONTENT_SHA256, payload_value(payload)?);
 
-        let mut signed = String::with_capacity(names.iter().map(|n| n.len() + 1).sum());
-        for (i, n) in names.iter().enumerate() {
-            if i > 0 {
-                signed.push(';');
-            }
-            signed.push_str(n);
-        }
+        let signed = signed_header_list(names);
         // The client's names were checked when its request was, and ours are fine.
         let signed = SignedHeaders::from_valid(&signed);
 
         // `headers` now holds `pairs` and these three.
         let date_str = date.as_str();
-        let fixed = [("host", authority), ("x-amz-date", date_str), ("x-amz-content-sha256", payload_text)];
+        let fixed = [
+            ("host", self.origin.authority().as_str()),
+            ("x-amz-date", date_str),
+            ("x-amz-content-sha256", payload_text),
+        ];
         let scope = Scope { date: &date_str[..8], region: self.region, service: "s3" };
         let (mac, key) = self.keys.with_prepared(scope.date, self.region, |key| {
             with_text(|creq| {
-                push_canonical_request(
-                    creq,
-                    method.as_str(),
-                    canonical_uri,
-                    |q| q.push_str(canonical_query),
+                let parts = CanonicalParts {
+                    method: method.as_str(),
+                    canonical_uri: target.canonical_uri,
+                    canonical_query: |q: &mut Vec<u8>| q.push_str(target.canonical_query),
                     pairs,
-                    &fixed,
+                    fixed: &fixed,
                     names,
-                    &signed,
-                    payload_text,
-                );
+                    signed_headers: &signed,
+                    payload_hash: payload_text,
+                };
+                push_canonical_request(creq, parts);
                 (sign_canonical_request(key, &date, scope, creq), key.key())
             })
         });
         let signature = hex32(&mac);
-        let signature = std::str::from_utf8(&signature).expect("hex is ASCII");
+        headers.insert(header::AUTHORIZATION, self.authorization(scope, &signed, &signature)?);
+        let uri = self.origin_uri(&target)?;
+        let chunk_seed = payload.has_chunk_signatures().then(|| ChunkSeed {
+            signing_key: key,
+            amz_date: date,
+            scope: scope.text(),
+            seed_signature: String::from_utf8_lossy(&signature).into_owned(),
+        });
+        Ok(OriginRequest { method: method.clone(), uri, headers, chunk_seed })
+    }
 
+    /// `AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…`, marked
+    /// sensitive so that a `Debug` of the request never prints the signature.
+    fn authorization(
+        &self,
+        scope: Scope<'_>,
+        signed: &SignedHeaders<'_>,
+        signature: &[u8; 64],
+    ) -> Result<HeaderValue, Error> {
+        let signature = std::str::from_utf8(signature).expect("hex is ASCII");
         let parts = [
             "AWS4-HMAC-SHA256 Credential=",
             self.access_key,
@@ -223,33 +204,40 @@ impl Signer<'_> {
         ];
         let mut authz = String::with_capacity(parts.iter().map(|p| p.len()).sum());
         parts.iter().for_each(|p| authz.push_str(p));
-        // Exactly sized, so the `Bytes` takes the string's buffer as is;
-        // sensitive, so a `Debug` of the request never prints the signature.
-        let mut authz = HeaderValue::from_maybe_shared(Bytes::from(authz)).map_err(|_| bad_origin())?;
-        authz.set_sensitive(true);
-        headers.insert(header::AUTHORIZATION, authz);
+        // Exactly sized, so the `Bytes` takes the string's buffer as is.
+        let mut value = HeaderValue::from_maybe_shared(Bytes::from(authz)).map_err(|_| bad_origin())?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
 
-        let mut pq = String::with_capacity(canonical_uri.len() + 1 + forward_query.len());
-        pq.push_str(canonical_uri);
-        if !forward_query.is_empty() {
+    /// The origin URI: the verified path and the forwarded query, at the
+    /// configured origin (never a host from the request).
+    fn origin_uri(&self, target: &Target<'_>) -> Result<Uri, Error> {
+        let mut pq = String::with_capacity(target.canonical_uri.len() + 1 + target.forward_query.len());
+        pq.push_str(target.canonical_uri);
+        if !target.forward_query.is_empty() {
             pq.push('?');
-            pq.push_str(forward_query);
+            pq.push_str(target.forward_query);
         }
         let bad_uri = || Error::InvalidArgument("the request URI cannot be forwarded".into());
         let mut uri = http::uri::Parts::default();
         uri.scheme = Some(self.origin.scheme().clone());
         uri.authority = Some(self.origin.authority().clone());
         uri.path_and_query = Some(PathAndQuery::try_from(pq).map_err(|_| bad_uri())?);
-        let uri = Uri::from_parts(uri).map_err(|_| bad_uri())?;
-
-        let chunk_seed = streaming.then(|| OriginChunkSeed {
-            signing_key: key,
-            amz_date: date,
-            scope: scope.text(),
-            seed_signature: signature.to_owned(),
-        });
-        Ok(OriginRequest { method: method.clone(), uri, headers, chunk_seed })
+        Uri::from_parts(uri).map_err(|_| bad_uri())
     }
+}
+
+/// `names` joined with `;`.
+fn signed_header_list(names: &[&str]) -> String {
+    let mut signed = String::with_capacity(names.iter().map(|n| n.len() + 1).sum());
+    for (i, n) in names.iter().enumerate() {
+        if i > 0 {
+            signed.push(';');
+        }
+        signed.push_str(n);
+    }
+    signed
 }
 
 /// Signed header names, for sorting.
@@ -300,15 +288,11 @@ fn with_ours<'a>(client: &[&'a str]) -> Names<'a> {
 }
 
 /// The `x-amz-content-sha256` value: the fixed texts without a copy.
-fn payload_value(payload_text: &str) -> Result<HeaderValue, Error> {
-    Ok(match payload_text {
-        UNSIGNED_PAYLOAD => HeaderValue::from_static(UNSIGNED_PAYLOAD),
-        EMPTY_SHA256 => HeaderValue::from_static(EMPTY_SHA256),
-        STREAMING_PAYLOAD => HeaderValue::from_static(STREAMING_PAYLOAD),
-        STREAMING_PAYLOAD_TRAILER => HeaderValue::from_static(STREAMING_PAYLOAD_TRAILER),
-        STREAMING_UNSIGNED_TRAILER => HeaderValue::from_static(STREAMING_UNSIGNED_TRAILER),
-        other => HeaderValue::from_bytes(other.as_bytes()).map_err(|_| bad_origin())?,
-    })
+fn payload_value(payload: PayloadHash) -> Result<HeaderValue, Error> {
+    match payload.as_static_str() {
+        Some(text) => Ok(HeaderValue::from_static(text)),
+        None => HeaderValue::from_str(payload.as_str()).map_err(|_| bad_origin()),
+    }
 }
 
 fn bad_origin() -> Error {

@@ -9,19 +9,19 @@
 //! accepting thread hands each new connection to the worker with the fewest
 //! open connections.
 //!
-//! [`run`](crate::run) serves on the caller's runtime instead (tests, embedding).
+//! [`run`] serves on the caller's runtime instead (tests, embedding).
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use hyper::body::Incoming;
+use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
@@ -51,9 +51,9 @@ impl Drop for Load {
 }
 
 /// Serves one connection on the current runtime, watched by `graceful`.
-fn spawn_connection(tcp: TcpStream, state: &AppState, graceful: &GracefulShutdown, load: Option<Load>) {
+fn spawn_connection(tcp: TcpStream, app: &Router, graceful: &GracefulShutdown, load: Option<Load>) {
     let _ = tcp.set_nodelay(true);
-    let state = state.clone();
+    let svc = TowerToHyperService::new(app.clone());
     let watcher = graceful.watcher();
     tokio::spawn(async move {
         let _load = load;
@@ -64,10 +64,6 @@ fn spawn_connection(tcp: TcpStream, state: &AppState, graceful: &GracefulShutdow
             refuse_h2(&mut tcp).await;
             return;
         }
-        let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let state = state.clone();
-            async move { Ok::<_, Infallible>(crate::handle(state, req).await) }
-        });
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -144,12 +140,14 @@ async fn timer_floor() {
     }
 }
 
-/// Serves on the current runtime until `shutdown`, then lets in-flight
-/// requests finish.
-pub async fn run_here(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+/// Serves the proxy on `listener`, on the caller's runtime, until `shutdown`
+/// resolves; then lets in-flight requests finish. The binary uses [`serve`]
+/// (one single-threaded runtime per core) instead; both serve the same router.
+pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) -> io::Result<()> {
     let ticker = tokio::spawn(timer_floor());
     let graceful = GracefulShutdown::new();
-    accept_loop(&listener, shutdown, |tcp| spawn_connection(tcp, &state, &graceful, None)).await;
+    let app = crate::handler::app(state);
+    accept_loop(&listener, shutdown, |tcp| spawn_connection(tcp, &app, &graceful, None)).await;
     drop(listener);
     graceful.shutdown().await;
     ticker.abort();
@@ -177,12 +175,12 @@ pub fn serve(
         let thread = std::thread::Builder::new().name(format!("s3rp-worker-{i}")).spawn(move || {
             rt.block_on(async move {
                 tokio::spawn(timer_floor());
-                let state = make_state();
+                let app = crate::handler::app(make_state());
                 let graceful = GracefulShutdown::new();
                 while let Some(std_tcp) = rx.recv().await {
                     let load = Load(worker_load.clone());
                     match TcpStream::from_std(std_tcp) {
-                        Ok(tcp) => spawn_connection(tcp, &state, &graceful, Some(load)),
+                        Ok(tcp) => spawn_connection(tcp, &app, &graceful, Some(load)),
                         Err(e) => tracing::warn!(error = %e, "cannot register a connection"),
                     }
                 }
@@ -218,4 +216,26 @@ pub fn serve(
         let _ = t.join();
     }
     Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
 }

@@ -12,16 +12,18 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use crate::error::Error;
-use crate::forward::is_hop_by_hop;
+use crate::headers::{connection_tokens, unforwardable_when_signed};
 use crate::intake::repeated;
 use crate::sigv2;
 use crate::sigv4::auth::PRESIGNED_AUTH_PARAMS;
-use crate::sigv4::canonical::{Scope, header_pairs, push_canonical_request, sign_canonical_request};
+use crate::sigv4::canonical::{
+    CanonicalParts, HeaderPairs, Scope, header_pairs, push_canonical_request, sign_canonical_request,
+};
 use crate::sigv4::encode::{canonical_uri_into, split_byte, unhex32};
-use crate::sigv4::payload::{EMPTY_SHA256, EMPTY_SHA256_BYTES, UNSIGNED_PAYLOAD};
+use crate::sigv4::payload::{EMPTY_SHA256, PayloadError, Sha256Digest, UNSIGNED_PAYLOAD};
 use crate::sigv4::scratch::{Text, into_string, with_text};
 use crate::sigv4::{
-    AmzDate, AuthorizationV4, CanonicalRequest, Credential, KeyCache, PayloadHash, PresignedV4, Query, SignedHeaders,
+    AmzDate, AuthorizationV4, CanonicalRequest, ChunkSeed, Credential, KeyCache, PayloadHash, PresignedV4, Query,
     SigningKey, StringToSign,
 };
 
@@ -47,13 +49,14 @@ pub enum AuthKind {
     PresignedV2,
 }
 
-/// The client's chain for signed aws-chunked bodies: its seed signature and key.
+/// What the verified request's body is held to.
 #[derive(Debug, Clone)]
-pub struct ClientChunkSeed {
-    pub signing_key: SigningKey,
-    pub amz_date: AmzDate,
-    pub scope: String,
-    pub seed_signature: String,
+struct BodyClaim {
+    hash: PayloadHash,
+    /// aws-chunked: `x-amz-decoded-content-length`.
+    decoded_length: Option<u64>,
+    /// aws-chunked with chunk signatures: where the client's chain starts.
+    chunk_seed: Option<ChunkSeed>,
 }
 
 /// Proof that a request's signature verified. Its fields are private: only
@@ -66,8 +69,7 @@ pub struct VerifiedRequest {
     parts: String,
     /// Where the first three of `parts` end.
     ends: [usize; 3],
-    payload: PayloadHash,
-    chunk_seed: Option<ClientChunkSeed>,
+    body: BodyClaim,
     /// `x-amz-*` parameters of a presigned URL, which S3 applies as the
     /// request headers of the same names: forwarded (and signed) as headers.
     hoisted: Vec<(HeaderName, HeaderValue)>,
@@ -105,16 +107,10 @@ impl Parts {
         &self.text[self.ends[1]..self.ends[2]]
     }
 
-    fn verified(
-        mut self,
-        kind: AuthKind,
-        signed_headers: &str,
-        payload: PayloadHash,
-        chunk_seed: Option<ClientChunkSeed>,
-    ) -> VerifiedRequest {
+    fn verified(mut self, kind: AuthKind, signed_headers: &str, body: BodyClaim) -> VerifiedRequest {
         self.text.truncate(self.ends[2]);
         self.text.push_str(signed_headers);
-        VerifiedRequest { kind, parts: self.text, ends: self.ends, payload, chunk_seed, hoisted: Vec::new() }
+        VerifiedRequest { kind, parts: self.text, ends: self.ends, body, hoisted: Vec::new() }
     }
 }
 
@@ -133,15 +129,28 @@ impl VerifiedRequest {
     pub fn origin_canonical_query(&self) -> &str {
         &self.parts[self.ends[1]..self.ends[2]]
     }
+    /// The three texts of the origin request's line, by name.
+    pub fn target(&self) -> crate::resign::Target<'_> {
+        crate::resign::Target {
+            canonical_uri: self.canonical_uri(),
+            canonical_query: self.origin_canonical_query(),
+            forward_query: self.forward_query(),
+        }
+    }
     /// The header names the client signed.
     pub fn signed_headers(&self) -> impl Iterator<Item = &str> {
         split_byte(&self.parts[self.ends[2]..], b';')
     }
     pub fn payload(&self) -> PayloadHash {
-        self.payload
+        self.body.hash
     }
-    pub fn chunk_seed(&self) -> Option<&ClientChunkSeed> {
-        self.chunk_seed.as_ref()
+    /// `x-amz-decoded-content-length` of an aws-chunked body, checked once.
+    pub fn decoded_length(&self) -> Option<u64> {
+        self.body.decoded_length
+    }
+    /// The client's chunk chain, for aws-chunked bodies with chunk signatures.
+    pub fn chunk_seed(&self) -> Option<&ChunkSeed> {
+        self.body.chunk_seed.as_ref()
     }
     /// Signed `x-amz-*` query parameters of a presigned URL, as headers.
     pub fn hoisted(&self) -> &[(HeaderName, HeaderValue)] {
@@ -235,18 +244,15 @@ fn check_signed_names(
 /// Refuses a `Connection` header that names a signed header other than a
 /// true hop-by-hop one.
 fn check_connection(headers: &HeaderMap, signed: impl Fn(&str) -> bool) -> Result<(), Error> {
-    for v in headers.get_all(header::CONNECTION) {
-        for token in v.as_bytes().split(|&b| b == b',') {
-            let token = String::from_utf8_lossy(token.trim_ascii()).to_ascii_lowercase();
-            if signed(&token) && !is_hop_by_hop(&token) && token != "expect" {
-                return Err(Error::InvalidArgument(
-                    format!("The Connection header names {token}, a signed header, which would be removed in transit")
-                        .into(),
-                ));
-            }
-        }
+    if !headers.contains_key(header::CONNECTION) {
+        return Ok(());
     }
-    Ok(())
+    match connection_tokens(headers).find(|t| signed(t) && !unforwardable_when_signed(t)) {
+        Some(token) => Err(Error::InvalidArgument(
+            format!("The Connection header names {token}, a signed header, which would be removed in transit").into(),
+        )),
+        None => Ok(()),
+    }
 }
 
 type Msg = std::borrow::Cow<'static, str>;
@@ -273,57 +279,84 @@ fn fmt_time(t: OffsetDateTime) -> String {
     AmzDate::from_datetime(t).to_string()
 }
 
-/// Checks the client's signature over the canonical request; `canonical_query`
-/// writes the client's canonical query.
-#[allow(clippy::too_many_arguments)]
-fn check_signature(
-    method: &Method,
-    uri: &http::Uri,
-    headers: &HeaderMap,
-    canonical_uri: &str,
-    canonical_query: impl FnOnce(&mut Vec<u8>),
-    names: &[&str],
-    signed: &SignedHeaders<'_>,
-    payload_text: &str,
-    date: &AmzDate,
+/// What the client claims: who signed, when, and the signature.
+struct Claim<'a> {
+    cred: &'a Credential<'a>,
+    date: &'a AmzDate,
+    signature: &'a str,
+}
+
+/// The checks on a SigV4 credential that header and presigned requests
+/// share: the service is `s3` (the parser already checked the terminator),
+/// the whole access key is ours, and the scope's date is the request's date.
+/// `malformed` makes the error of the request's kind.
+fn check_credential(
     cred: &Credential<'_>,
-    provided: &str,
+    date: &AmzDate,
+    ctx: &VerifyContext<'_>,
+    malformed: fn(Msg) -> Error,
+) -> Result<(), Error> {
+    if cred.service != "s3" {
+        return Err(malformed(
+            format!(
+                "The credential is malformed; incorrect service \"{}\". This endpoint belongs to \"s3\".",
+                cred.service
+            )
+            .into(),
+        ));
+    }
+    check_access_key(cred, ctx)?;
+    if cred.date != date.date() {
+        return Err(malformed(
+            format!(
+                "Invalid credential date \"{}\". This date is not the same as X-Amz-Date: \"{}\".",
+                cred.date,
+                date.date()
+            )
+            .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The headers of the client's request as the canonical request reads them:
+/// its pairs, and the host from the URI when there is no Host header (HTTP/2).
+fn client_headers<'h>(
+    uri: &'h http::Uri,
+    headers: &'h HeaderMap,
+) -> (HeaderPairs<'h>, Option<(&'static str, &'h str)>) {
+    let host = if headers.contains_key(header::HOST) { None } else { uri.authority().map(|a| a.as_str()) };
+    (header_pairs(headers), host.map(|h| ("host", h)))
+}
+
+/// Checks the client's signature over the canonical request `creq` describes.
+fn check_signature<Q: FnOnce(&mut Vec<u8>)>(
+    creq: CanonicalParts<'_, Q>,
+    claim: &Claim<'_>,
     ctx: &VerifyContext<'_>,
 ) -> Result<SigningKey, Error> {
-    let host = if headers.contains_key(header::HOST) { None } else { uri.authority().map(|a| a.as_str()) };
-    let fixed = host.map(|h| ("host", h));
-    let pairs = header_pairs(headers);
+    let Claim { cred, date, signature } = *claim;
     let scope = Scope { date: cred.date, region: cred.region, service: cred.service };
     let checked = ctx.keys.with_prepared(cred.date, cred.region, |key| {
-        with_text(|creq| {
-            push_canonical_request(
-                creq,
-                method.as_str(),
-                canonical_uri,
-                canonical_query,
-                pairs.as_slice(),
-                fixed.as_slice(),
-                names,
-                signed,
-                payload_text,
-            );
-            let computed = sign_canonical_request(key, date, scope, creq);
+        with_text(|text| {
+            push_canonical_request(text, creq);
+            let computed = sign_canonical_request(key, date, scope, text);
             // As `SigningKey::verify_hex`: a hex signature in any case, compared in constant time.
-            if unhex32(provided.as_bytes()).is_some_and(|want| bool::from(computed.ct_eq(&want))) {
+            if unhex32(signature.as_bytes()).is_some_and(|want| bool::from(computed.ct_eq(&want))) {
                 Ok(key.key())
             } else {
-                Err(creq.clone())
+                Err(text.clone())
             }
         })
     });
     match checked {
         Ok(key) => Ok(key),
-        Err(creq) => {
-            let creq = CanonicalRequest::from_text(into_string(creq));
+        Err(text) => {
+            let creq = CanonicalRequest::from_text(into_string(text));
             let sts = StringToSign::new(date, &cred.scope(), &creq);
             Err(Error::SignatureDoesNotMatch {
                 access_key: cred.access_key.to_owned(),
-                signature_provided: provided.to_owned(),
+                signature_provided: signature.to_owned(),
                 string_to_sign: sts.to_string(),
                 canonical_request: Some(creq.to_string()),
             })
@@ -341,30 +374,11 @@ fn verify_header(
 ) -> Result<VerifiedRequest, Error> {
     let auth = AuthorizationV4::parse(authz).map_err(|m| Error::AuthorizationHeaderMalformed(m.into()))?;
     let cred = auth.credential;
-    if cred.service != "s3" {
-        return Err(Error::AuthorizationHeaderMalformed(
-            format!(
-                "The authorization header is malformed; incorrect service \"{}\". This endpoint belongs to \"s3\".",
-                cred.service
-            )
-            .into(),
-        ));
-    }
-    check_access_key(&cred, ctx)?;
     let date =
         headers.get(X_AMZ_DATE).and_then(|v| v.to_str().ok()).and_then(AmzDate::parse).ok_or_else(|| {
             Error::AccessDenied("AWS authentication requires a valid Date or X-Amz-Date header".into())
         })?;
-    if cred.date != date.date() {
-        return Err(Error::AuthorizationHeaderMalformed(
-            format!(
-                "Invalid credential date \"{}\". This date is not the same as X-Amz-Date: \"{}\".",
-                cred.date,
-                date.date()
-            )
-            .into(),
-        ));
-    }
+    check_credential(&cred, &date, ctx, Error::AuthorizationHeaderMalformed)?;
     let skew = (ctx.now - date.datetime()).unsigned_abs();
     if skew > ctx.max_skew {
         return Err(Error::RequestTimeTooSkewed {
@@ -383,45 +397,45 @@ fn verify_header(
         .ok_or_else(|| Error::InvalidRequest("Missing required header for this request: x-amz-content-sha256".into()))?
         .to_str()
         .unwrap_or("");
-    let payload = PayloadHash::parse(payload_text).ok_or_else(|| {
-        Error::InvalidArgument("x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-…, or a SHA256 value".into())
+    let payload = PayloadHash::parse(payload_text).map_err(|e| match e {
+        PayloadError::SigV4a => Error::InvalidArgument(
+            "SigV4a streaming payloads (STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD) are not supported by this proxy"
+                .into(),
+        ),
+        PayloadError::Invalid => Error::InvalidArgument(
+            "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-…, or a SHA256 value".into(),
+        ),
     })?;
     unsigned_amz_headers(headers, names)?;
     check_signed_names(uri, headers, names, Error::AuthorizationHeaderMalformed)?;
 
     let parts = Parts::new(uri.path(), uri.query().unwrap_or(""), query, |_| false, auth.signed_headers.as_str().len());
-    let key = check_signature(
-        method,
-        uri,
-        headers,
-        parts.canonical_uri(),
-        |q| q.push_str(parts.canonical_query()),
+    let (pairs, fixed) = client_headers(uri, headers);
+    let creq = CanonicalParts {
+        method: method.as_str(),
+        canonical_uri: parts.canonical_uri(),
+        canonical_query: |q: &mut Vec<u8>| q.push_str(parts.canonical_query()),
+        pairs: pairs.as_slice(),
+        fixed: fixed.as_slice(),
         names,
-        &auth.signed_headers,
-        payload_text,
-        &date,
-        &cred,
-        auth.signature,
-        ctx,
-    )?;
-    check_payload(method, headers, payload)?;
-    let chunk_seed = match payload {
-        PayloadHash::StreamingSigned | PayloadHash::StreamingSignedTrailer => Some(ClientChunkSeed {
-            signing_key: key,
-            amz_date: date,
-            scope: cred.scope(),
-            seed_signature: auth.signature.to_ascii_lowercase(),
-        }),
-        PayloadHash::Unsigned
-        | PayloadHash::Sha256(_)
-        | PayloadHash::StreamingUnsignedTrailer
-        | PayloadHash::StreamingEcdsa => None,
+        signed_headers: &auth.signed_headers,
+        payload_hash: payload_text,
     };
-    Ok(parts.verified(AuthKind::HeaderV4, auth.signed_headers.as_str(), payload, chunk_seed))
+    let key = check_signature(creq, &Claim { cred: &cred, date: &date, signature: auth.signature }, ctx)?;
+    let decoded_length = check_payload(method, headers, payload)?;
+    let chunk_seed = payload.has_chunk_signatures().then(|| ChunkSeed {
+        signing_key: key,
+        amz_date: date,
+        scope: cred.scope(),
+        seed_signature: auth.signature.to_ascii_lowercase(),
+    });
+    let body = BodyClaim { hash: payload, decoded_length, chunk_seed };
+    Ok(parts.verified(AuthKind::HeaderV4, auth.signed_headers.as_str(), body))
 }
 
-/// Request-level checks on the payload mode, before any body byte is read.
-fn check_payload(method: &Method, headers: &HeaderMap, payload: PayloadHash) -> Result<(), Error> {
+/// Request-level checks on the payload mode, before any body byte is read;
+/// for aws-chunked, the decoded length the body is held to.
+fn check_payload(method: &Method, headers: &HeaderMap, payload: PayloadHash) -> Result<Option<u64>, Error> {
     let has_length = headers.contains_key(header::CONTENT_LENGTH);
     let zero_length = headers.get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0");
     let chunked_te = headers
@@ -429,17 +443,13 @@ fn check_payload(method: &Method, headers: &HeaderMap, payload: PayloadHash) -> 
         .iter()
         .any(|v| v.to_str().is_ok_and(|s| s.to_ascii_lowercase().contains("chunked")));
     match payload {
-        PayloadHash::StreamingEcdsa => Err(Error::InvalidArgument(
-            "SigV4a streaming payloads (STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD) are not supported by this proxy"
-                .into(),
-        )),
         PayloadHash::StreamingSigned | PayloadHash::StreamingSignedTrailer | PayloadHash::StreamingUnsignedTrailer => {
             let decoded = headers.get(X_AMZ_DECODED_CONTENT_LENGTH).and_then(|v| v.to_str().ok());
             match decoded.map(|d| crate::sigv4::number::parse_decimal(d.as_bytes())) {
                 None => Err(Error::MissingContentLength),
                 Some(None) => Err(Error::InvalidArgument("x-amz-decoded-content-length must be a number".into())),
                 Some(Some(_)) if !has_length && !chunked_te => Err(Error::MissingContentLength),
-                Some(Some(_)) => Ok(()),
+                Some(Some(n)) => Ok(Some(n)),
             }
         }
         PayloadHash::Unsigned | PayloadHash::Sha256(_) => {
@@ -449,16 +459,16 @@ fn check_payload(method: &Method, headers: &HeaderMap, payload: PayloadHash) -> 
             if let PayloadHash::Sha256(h) = payload
                 && (!has_length || zero_length)
                 && !chunked_te
-                && h != EMPTY_SHA256_BYTES
+                && h != Sha256Digest::EMPTY
             {
                 // No body at all (none, or `Content-Length: 0`), yet a
                 // non-empty hash was signed: there is no body to check it on.
                 return Err(Error::XAmzContentSHA256Mismatch {
-                    client_computed: hex::encode(h),
+                    client_computed: h.as_str().into(),
                     s3_computed: EMPTY_SHA256.into(),
                 });
             }
-            Ok(())
+            Ok(None)
         }
     }
 }
@@ -484,22 +494,7 @@ fn verify_presigned(
     }
     let p = PresignedV4::parse(|n| query.get(n)).map_err(|m| Error::AuthorizationQueryParametersError(m.into()))?;
     let cred = p.credential;
-    if cred.service != "s3" {
-        return Err(Error::AuthorizationQueryParametersError(
-            format!("Error parsing the X-Amz-Credential parameter; incorrect service \"{}\". This endpoint belongs to \"s3\".", cred.service).into(),
-        ));
-    }
-    check_access_key(&cred, ctx)?;
-    if cred.date != p.date.date() {
-        return Err(Error::AuthorizationQueryParametersError(
-            format!(
-                "Invalid credential date \"{}\". This date is not the same as X-Amz-Date: \"{}\".",
-                cred.date,
-                p.date.date()
-            )
-            .into(),
-        ));
-    }
+    check_credential(&cred, &p.date, ctx, Error::AuthorizationQueryParametersError)?;
     let signed_at = p.date.datetime();
     if signed_at - ctx.now > ctx.max_skew {
         return Err(Error::AccessDenied("Request is not valid yet".into()));
@@ -526,22 +521,22 @@ fn verify_presigned(
             || is_hoistable(k)
     };
     let parts = Parts::new(uri.path(), uri.query().unwrap_or(""), query, is_auth, p.signed_headers.as_str().len());
-    check_signature(
-        method,
-        uri,
-        headers,
-        parts.canonical_uri(),
-        |q| query.push_canonical(q, |k| k == b"X-Amz-Signature"),
+    let (pairs, fixed) = client_headers(uri, headers);
+    let creq = CanonicalParts {
+        method: method.as_str(),
+        canonical_uri: parts.canonical_uri(),
+        // The client's own canonical query: everything but the signature.
+        canonical_query: |q: &mut Vec<u8>| query.push_canonical(q, |k| k == b"X-Amz-Signature"),
+        pairs: pairs.as_slice(),
+        fixed: fixed.as_slice(),
         names,
-        &p.signed_headers,
-        payload_text,
-        &p.date,
-        &cred,
-        p.signature,
-        ctx,
-    )?;
+        signed_headers: &p.signed_headers,
+        payload_hash: payload_text,
+    };
+    check_signature(creq, &Claim { cred: &cred, date: &p.date, signature: p.signature }, ctx)?;
     check_payload(method, headers, payload)?;
-    let mut v = parts.verified(AuthKind::PresignedV4, p.signed_headers.as_str(), payload, None);
+    let body = BodyClaim { hash: payload, decoded_length: None, chunk_seed: None };
+    let mut v = parts.verified(AuthKind::PresignedV4, p.signed_headers.as_str(), body);
     v.hoisted = hoisted;
     Ok(v)
 }
@@ -553,19 +548,19 @@ const X_AMZ_CONTENT_SHA256_PARAM: &str = "X-Amz-Content-Sha256";
 /// signed canonical request carries the latter as its payload line). Both
 /// present and different is an ambiguity. Neither: UNSIGNED-PAYLOAD.
 fn presigned_payload(query_text: &str, headers: &HeaderMap, names: &[&str]) -> Result<PayloadHash, Error> {
-    let plain = |p: PayloadHash| matches!(p, PayloadHash::Unsigned | PayloadHash::Sha256(_));
+    let plain = |p: &PayloadHash| p.is_plain();
     let bad = |what: &str| {
         Error::AuthorizationQueryParametersError(
             format!("{what} must be UNSIGNED-PAYLOAD or a SHA256 value in a presigned request").into(),
         )
     };
-    let from_query = PayloadHash::parse(query_text).filter(|p| plain(*p)).ok_or_else(|| bad("X-Amz-Content-Sha256"))?;
+    let from_query = PayloadHash::parse(query_text).ok().filter(plain).ok_or_else(|| bad("X-Amz-Content-Sha256"))?;
     let from_header = match headers.get(X_AMZ_CONTENT_SHA256) {
         Some(v) if names.contains(&"x-amz-content-sha256") => Some(
             v.to_str()
                 .ok()
-                .and_then(PayloadHash::parse)
-                .filter(|p| plain(*p))
+                .and_then(|s| PayloadHash::parse(s).ok())
+                .filter(plain)
                 .ok_or_else(|| bad("x-amz-content-sha256"))?,
         ),
         _ => None,
@@ -772,8 +767,8 @@ fn verify_v2(
     }
     let payload = match headers.get(X_AMZ_CONTENT_SHA256) {
         None => PayloadHash::Unsigned,
-        Some(v) => match v.to_str().ok().and_then(PayloadHash::parse) {
-            Some(p @ (PayloadHash::Unsigned | PayloadHash::Sha256(_))) => p,
+        Some(v) => match v.to_str().ok().and_then(|s| PayloadHash::parse(s).ok()) {
+            Some(p) if p.is_plain() => p,
             _ => {
                 return Err(Error::InvalidArgument(
                     "With SigV2, x-amz-content-sha256 must be UNSIGNED-PAYLOAD or a SHA256 value".into(),
@@ -782,6 +777,7 @@ fn verify_v2(
         },
     };
     check_payload(method, headers, payload)?;
+    let body = BodyClaim { hash: payload, decoded_length: None, chunk_seed: None };
     let mut signed: Vec<&str> = headers
         .keys()
         .map(http::HeaderName::as_str)
@@ -791,5 +787,5 @@ fn verify_v2(
     signed.sort_unstable();
     signed.dedup();
     let parts = Parts::new(uri.path(), uri.query().unwrap_or(""), query, is_auth, 0);
-    Ok(parts.verified(kind, &signed.join(";"), payload, None))
+    Ok(parts.verified(kind, &signed.join(";"), body))
 }

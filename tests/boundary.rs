@@ -31,7 +31,7 @@ async fn connection_cannot_strip_a_signed_header() {
 
     // Header auth: Content-MD5 signed, then named in Connection.
     let mut hs =
-        sign_headers("PUT", &host, "/bkt/md5", &[("content-md5", GOOD_MD5)], "UNSIGNED-PAYLOAD", CAK, CSK, now);
+        sign_headers("PUT", &host, "/bkt/md5", &[("content-md5", GOOD_MD5)], "UNSIGNED-PAYLOAD", (CAK, CSK), now);
     hs.extend(owned(&[("content-md5", GOOD_MD5), ("content-length", "4"), ("connection", "keep-alive, Content-MD5")]));
     let r = raw_exchange(h.proxy_addr, &head("PUT", "/bkt/md5", &host, &hs), b"evil").await;
     assert_eq!((r.status, code(&r).as_str()), (400, "InvalidArgument"), "{}", r.body_str());
@@ -123,7 +123,7 @@ async fn zero_length_with_a_nonempty_signed_hash_is_a_mismatch() {
     bucket(&h, "bkt").await;
     let host = h.proxy_addr.to_string();
     let hash = sha256_hex(b"x");
-    let mut hs = sign_headers("PUT", &host, "/bkt/z", &[("content-length", "0")], &hash, CAK, CSK, SystemTime::now());
+    let mut hs = sign_headers("PUT", &host, "/bkt/z", &[("content-length", "0")], &hash, (CAK, CSK), SystemTime::now());
     hs.push(("content-length".into(), "0".into()));
     let r = raw_exchange(h.proxy_addr, &head("PUT", "/bkt/z", &host, &hs), b"").await;
     assert_eq!((r.status, code(&r).as_str()), (400, "XAmzContentSHA256Mismatch"), "{}", r.body_str());
@@ -174,7 +174,7 @@ async fn origin_auth_errors_are_replaced() {
     )
     .await;
     let host = h.proxy_addr.to_string();
-    let hs = sign_headers("GET", &host, "/bkt/k", &[], "UNSIGNED-PAYLOAD", CAK, CSK, SystemTime::now());
+    let hs = sign_headers("GET", &host, "/bkt/k", &[], "UNSIGNED-PAYLOAD", (CAK, CSK), SystemTime::now());
     let r = raw_exchange(h.proxy_addr, &head("GET", "/bkt/k", &host, &hs), b"").await;
     assert_eq!((r.status, code(&r).as_str()), (502, "BadGateway"), "{}", r.body_str());
     let b = r.body_str();
@@ -185,7 +185,7 @@ async fn origin_auth_errors_are_replaced() {
     let ok = Harness::start().await;
     bucket(&ok, "nobucket").await;
     let host = ok.proxy_addr.to_string();
-    let hs = sign_headers("GET", &host, "/nobucket/k", &[], "UNSIGNED-PAYLOAD", CAK, CSK, SystemTime::now());
+    let hs = sign_headers("GET", &host, "/nobucket/k", &[], "UNSIGNED-PAYLOAD", (CAK, CSK), SystemTime::now());
     let r = raw_exchange(ok.proxy_addr, &head("GET", "/nobucket/k", &host, &hs), b"").await;
     assert_eq!((r.status, code(&r).as_str()), (404, "NoSuchKey"), "{}", r.body_str());
 }
@@ -198,11 +198,11 @@ async fn methods_and_ambiguity() {
     let host = h.proxy_addr.to_string();
     let now = SystemTime::now();
     for m in ["TRACE", "PATCH", "PROPFIND", "OPTIONS"] {
-        let hs = sign_headers(m, &host, "/bkt/k", &[], "UNSIGNED-PAYLOAD", CAK, CSK, now);
+        let hs = sign_headers(m, &host, "/bkt/k", &[], "UNSIGNED-PAYLOAD", (CAK, CSK), now);
         let r = raw_exchange(h.proxy_addr, &head(m, "/bkt/k", &host, &hs), b"").await;
         assert_eq!((r.status, code(&r).as_str()), (405, "MethodNotAllowed"), "{m}");
     }
-    let hs = sign_headers("GET", &host, "/bkt", &[], "UNSIGNED-PAYLOAD", CAK, CSK, now);
+    let hs = sign_headers("GET", &host, "/bkt", &[], "UNSIGNED-PAYLOAD", (CAK, CSK), now);
     let authz = hs.iter().find(|(k, _)| k == "authorization").unwrap().1.clone();
     let ok = raw_exchange(h.proxy_addr, &head("GET", "/bkt", &host, &hs), b"").await;
     assert_eq!(ok.status, 200, "{}", ok.body_str());

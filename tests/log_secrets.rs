@@ -170,8 +170,7 @@ fn chunked_upload(addr: SocketAddr, path: &str, data: &[u8]) -> (String, Vec<u8>
         path,
         &signed,
         "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
-        CAK,
-        CSK,
+        (CAK, CSK),
         SystemTime::now(),
     );
     let get = |n: &str| hs.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).unwrap();

@@ -84,7 +84,8 @@ async fn one_gib_up_and_down_keeps_the_proxy_rss_flat() {
 
     // Warm up: one small PUT and GET so pools and buffers exist.
     let small = block(0);
-    let hs = sign_headers("PUT", &addr.to_string(), "/mem/warm", &[], &sha256_hex(small), CAK, CSK, SystemTime::now());
+    let hs =
+        sign_headers("PUT", &addr.to_string(), "/mem/warm", &[], &sha256_hex(small), (CAK, CSK), SystemTime::now());
     let r =
         raw_exchange(addr, &head_for(addr, "PUT", "/mem/warm", &hs, &format!("Content-Length: {BLOCK}\r\n")), small)
             .await;
@@ -97,7 +98,7 @@ async fn one_gib_up_and_down_keeps_the_proxy_rss_flat() {
         hasher.update(block(i));
     }
     let digest = hex::encode(hasher.finalize());
-    let hs = sign_headers("PUT", &addr.to_string(), "/mem/big", &[], &digest, CAK, CSK, SystemTime::now());
+    let hs = sign_headers("PUT", &addr.to_string(), "/mem/big", &[], &digest, (CAK, CSK), SystemTime::now());
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(head_for(addr, "PUT", "/mem/big", &hs, &format!("Content-Length: {GIB}\r\n")).as_bytes())
         .await
@@ -110,7 +111,7 @@ async fn one_gib_up_and_down_keeps_the_proxy_rss_flat() {
     let after_put = vm_hwm_kib(pid);
 
     // 1 GiB GET, hashed as it arrives.
-    let hs = sign_headers("GET", &addr.to_string(), "/mem/big", &[], "UNSIGNED-PAYLOAD", CAK, CSK, SystemTime::now());
+    let hs = sign_headers("GET", &addr.to_string(), "/mem/big", &[], "UNSIGNED-PAYLOAD", (CAK, CSK), SystemTime::now());
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(head_for(addr, "GET", "/mem/big", &hs, "").as_bytes()).await.unwrap();
     let mut buf = vec![0u8; BLOCK];
@@ -168,8 +169,7 @@ async fn one_gib_signed_chunked_upload_keeps_the_proxy_rss_flat() {
         "/memchunk/big",
         &signed,
         "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
-        CAK,
-        CSK,
+        (CAK, CSK),
         SystemTime::now(),
     );
     let date = hs.iter().find(|(k, _)| k == "x-amz-date").unwrap().1.clone();

@@ -153,7 +153,7 @@ async fn wrong_secret_is_refused_and_nothing_is_stored() {
 
     // The error carries what the proxy computed from the client's own request.
     let at = SystemTime::now();
-    let hs = sign_headers("GET", &h.proxy_addr.to_string(), "/bkt/k", &[], "UNSIGNED-PAYLOAD", CAK, "wrong", at);
+    let hs = sign_headers("GET", &h.proxy_addr.to_string(), "/bkt/k", &[], "UNSIGNED-PAYLOAD", (CAK, "wrong"), at);
     let mut head = "GET /b/k HTTP/1.1\r\nHost: ".to_string() + &h.proxy_addr.to_string() + "\r\n";
     for (k, v) in &hs {
         head += &format!("{k}: {v}\r\n");
@@ -185,7 +185,7 @@ async fn unknown_key_skew_expiry_and_unsigned_amz_header_each_get_their_error() 
     let skewed = Harness::start_with(|_| {}, Some(Arc::new(OffsetClock(time::Duration::minutes(20))))).await;
     skewed.client().create_bucket().bucket("bkt").send().await.expect_err("skewed");
     let at = SystemTime::now();
-    let hs = sign_headers("GET", &skewed.proxy_addr.to_string(), "/bkt", &[], "UNSIGNED-PAYLOAD", CAK, CSK, at);
+    let hs = sign_headers("GET", &skewed.proxy_addr.to_string(), "/bkt", &[], "UNSIGNED-PAYLOAD", (CAK, CSK), at);
     let r = raw_get(skewed.proxy_addr, "/bkt", &hs, &[]).await;
     assert_eq!(r.status, 403);
     assert!(r.body_str().contains("<Code>RequestTimeTooSkewed</Code>"), "{}", r.body_str());
@@ -204,7 +204,7 @@ async fn unknown_key_skew_expiry_and_unsigned_amz_header_each_get_their_error() 
 
     // An x-amz-* header that is present but unsigned.
     let hs =
-        sign_headers("GET", &h.proxy_addr.to_string(), "/bkt", &[], "UNSIGNED-PAYLOAD", CAK, CSK, SystemTime::now());
+        sign_headers("GET", &h.proxy_addr.to_string(), "/bkt", &[], "UNSIGNED-PAYLOAD", (CAK, CSK), SystemTime::now());
     let r = raw_get(h.proxy_addr, "/bkt", &hs, &[("x-amz-meta-sneaky", "1")]).await;
     assert_eq!(r.status, 403);
     assert!(
@@ -269,8 +269,7 @@ async fn expect_100_continue_upload_is_refused_before_any_body_is_sent() {
         "/bkt/k",
         &[],
         "UNSIGNED-PAYLOAD",
-        CAK,
-        "wrong",
+        (CAK, "wrong"),
         SystemTime::now(),
     );
     let mut s = tokio::net::TcpStream::connect(h.proxy_addr).await.unwrap();
@@ -297,8 +296,7 @@ async fn client_that_sends_its_body_without_expect_still_reads_the_error() {
         "/bkt/k",
         &[],
         "UNSIGNED-PAYLOAD",
-        CAK,
-        "wrong",
+        (CAK, "wrong"),
         SystemTime::now(),
     );
     let r = raw_exchange(h.proxy_addr, &put_head(h.proxy_addr, "/bkt/k", &hs, body.len(), false), &body).await;
@@ -318,8 +316,7 @@ async fn wrong_payload_hash_is_refused_and_nothing_is_stored() {
         "/bkt/k",
         &[("content-length", &body.len().to_string())],
         &claimed,
-        CAK,
-        CSK,
+        (CAK, CSK),
         SystemTime::now(),
     );
     let hs: Vec<_> = hs.into_iter().filter(|(k, _)| k != "content-length").collect();
@@ -330,7 +327,7 @@ async fn wrong_payload_hash_is_refused_and_nothing_is_stored() {
 
     // The right hash goes through.
     let good = sha256_hex(&body);
-    let hs = sign_headers("PUT", &h.proxy_addr.to_string(), "/bkt/k", &[], &good, CAK, CSK, SystemTime::now());
+    let hs = sign_headers("PUT", &h.proxy_addr.to_string(), "/bkt/k", &[], &good, (CAK, CSK), SystemTime::now());
     let r = raw_exchange(h.proxy_addr, &put_head(h.proxy_addr, "/bkt/k", &hs, body.len(), false), &body).await;
     assert_eq!(r.status, 200, "{}", r.body_str());
     assert_eq!(h.origin_get("bkt", "k").await, body);
@@ -347,8 +344,7 @@ async fn client_disconnect_mid_upload_stores_nothing() {
         "/bkt/cut",
         &[],
         "UNSIGNED-PAYLOAD",
-        CAK,
-        CSK,
+        (CAK, CSK),
         SystemTime::now(),
     );
     let mut s = tokio::net::TcpStream::connect(h.proxy_addr).await.unwrap();
@@ -433,7 +429,7 @@ async fn origin_unreachable_is_502_and_silent_origin_is_504() {
     let mut vars = base_vars(silent_addr);
     vars.push(("ORIGIN_READ_TIMEOUT".into(), "1".into()));
     let (proxy, _stop2) = start_proxy(vars, None).await;
-    let hs = sign_headers("GET", &proxy.to_string(), "/bkt", &[], "UNSIGNED-PAYLOAD", CAK, CSK, SystemTime::now());
+    let hs = sign_headers("GET", &proxy.to_string(), "/bkt", &[], "UNSIGNED-PAYLOAD", (CAK, CSK), SystemTime::now());
     let r = raw_get(proxy, "/bkt", &hs, &[]).await;
     assert_eq!(r.status, 504, "{}", r.body_str());
     assert!(r.body_str().contains("<Code>GatewayTimeout</Code>"));
@@ -446,7 +442,7 @@ async fn host_header_never_chooses_the_origin() {
     // Signed for a different host: verification uses the Host sent, and the
     // request still goes to the configured origin.
     let evil = "169.254.169.254:8080";
-    let hs = sign_headers("GET", evil, "/bkt", &[], "UNSIGNED-PAYLOAD", CAK, CSK, SystemTime::now());
+    let hs = sign_headers("GET", evil, "/bkt", &[], "UNSIGNED-PAYLOAD", (CAK, CSK), SystemTime::now());
     let mut head = format!("GET /bkt HTTP/1.1\r\nHost: {evil}\r\nConnection: close\r\n");
     for (k, v) in &hs {
         if k != "host" {
@@ -474,7 +470,7 @@ async fn redirects_from_the_origin_go_back_unchanged() {
         }
     });
     let (proxy, _stop) = start_proxy(base_vars(addr), None).await;
-    let hs = sign_headers("GET", &proxy.to_string(), "/bkt/k", &[], "UNSIGNED-PAYLOAD", CAK, CSK, SystemTime::now());
+    let hs = sign_headers("GET", &proxy.to_string(), "/bkt/k", &[], "UNSIGNED-PAYLOAD", (CAK, CSK), SystemTime::now());
     let r = raw_get(proxy, "/bkt/k", &hs, &[]).await;
     assert_eq!(r.status, 307);
     assert_eq!(r.header("location").as_deref(), Some("http://elsewhere.example/bkt/k"));
@@ -483,8 +479,15 @@ async fn redirects_from_the_origin_go_back_unchanged() {
 #[tokio::test]
 async fn chunked_put_without_content_length_is_411() {
     let h = Harness::start().await;
-    let hs =
-        sign_headers("PUT", &h.proxy_addr.to_string(), "/bkt/k", &[], "UNSIGNED-PAYLOAD", CAK, CSK, SystemTime::now());
+    let hs = sign_headers(
+        "PUT",
+        &h.proxy_addr.to_string(),
+        "/bkt/k",
+        &[],
+        "UNSIGNED-PAYLOAD",
+        (CAK, CSK),
+        SystemTime::now(),
+    );
     let mut head =
         format!("PUT /bkt/k HTTP/1.1\r\nHost: {}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n", h.proxy_addr);
     for (k, v) in &hs {

@@ -118,7 +118,7 @@ async fn pipelined_half_close_and_http2_preface() {
     let host = h.proxy_addr.to_string();
     let mut raw = String::new();
     for _ in 0..2 {
-        let hs = sign_headers("GET", &host, "/pipe", &[], "UNSIGNED-PAYLOAD", CAK, CSK, std::time::SystemTime::now());
+        let hs = sign_headers("GET", &host, "/pipe", &[], "UNSIGNED-PAYLOAD", (CAK, CSK), std::time::SystemTime::now());
         raw += &head("GET", "/pipe", &host, &hs);
     }
     let mut s = tokio::net::TcpStream::connect(h.proxy_addr).await.unwrap();

@@ -328,17 +328,21 @@ fn last_line(s: &str) -> &str {
 
 /// Asserts the recomputation matches, then that one-byte tampers of the path and of each
 /// signed header value change the signature. Returns the number of tampers checked.
-#[allow(clippy::too_many_arguments)]
+/// What a vector says the signer computes.
+struct Expected<'a> {
+    creq: &'a str,
+    sts: &'a str,
+    sig: &'a str,
+}
+
 fn check_case(
     label: &str,
     req: &RawRequest,
-    loc: Loc,
-    authz: Option<&str>,
-    expected_creq: &str,
-    expected_sts: &str,
-    expected_sig: &str,
+    (loc, authz): (Loc, Option<&str>),
+    want: Expected<'_>,
     creds: (&str, &str),
 ) -> usize {
+    let Expected { creq: expected_creq, sts: expected_sts, sig: expected_sig } = want;
     let uri = req.uri();
     let headers = req.header_map();
     let payload_hash = last_line(expected_creq);
@@ -417,16 +421,9 @@ fn suite_v4_header_and_query_variants() {
                 let expires = ctx["expiration_in_seconds"].as_u64().expect("expiration_in_seconds");
                 assert_eq!(q.get("X-Amz-Expires"), Some(expires.to_string().as_str()), "{label}");
             }
-            tampers += check_case(
-                &label,
-                &req,
-                loc,
-                None,
-                &f("canonical-request"),
-                &f("string-to-sign"),
-                f("signature").trim_end(),
-                (SUITE_ACCESS_KEY, secret),
-            );
+            let (creq, sts, sig) = (f("canonical-request"), f("string-to-sign"), f("signature"));
+            let want = Expected { creq: &creq, sts: &sts, sig: sig.trim_end() };
+            tampers += check_case(&label, &req, (loc, None), want, (SUITE_ACCESS_KEY, secret));
             variants += 1;
         }
     }
@@ -476,14 +473,12 @@ fn suite_legacy_cases() {
         } else {
             assert_eq!(sreq_authz, authz, "legacy/{rel}: .sreq Authorization vs .authz");
         }
+        let want = Expected { creq: &f("creq"), sts: &f("sts"), sig: expected_sig };
         tampers += check_case(
             &format!("legacy/{rel}"),
             &sreq,
-            Loc::Header,
-            Some(authz),
-            &f("creq"),
-            &f("sts"),
-            expected_sig,
+            (Loc::Header, Some(authz)),
+            want,
             (SUITE_ACCESS_KEY, SUITE_SECRET),
         );
     }

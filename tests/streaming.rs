@@ -105,7 +105,7 @@ fn chunked_request(
     if mode != Mode::Signed {
         signed.push(("x-amz-trailer", "x-amz-checksum-sha256"));
     }
-    let hs = sign_headers("PUT", &addr.to_string(), path, &signed, payload, CAK, secret_for_sig, SystemTime::now());
+    let hs = sign_headers("PUT", &addr.to_string(), path, &signed, payload, (CAK, secret_for_sig), SystemTime::now());
     let mut chain = Chain::from_seed(&hs, CSK);
     let mut body = Vec::new();
     for c in data.chunks(chunk).chain(std::iter::once(&[][..])) {
@@ -170,7 +170,7 @@ async fn every_mode_uploads_and_reads_back_byte_identical() {
     // 1. UNSIGNED-PAYLOAD and 2. hex sha256, Content-Length framed.
     for (key, payload) in [("m1", "UNSIGNED-PAYLOAD".to_string()), ("m2", sha256_hex(&data))] {
         let path = format!("/modes/{key}");
-        let hs = sign_headers("PUT", &h.proxy_addr.to_string(), &path, &[], &payload, CAK, CSK, SystemTime::now());
+        let hs = sign_headers("PUT", &h.proxy_addr.to_string(), &path, &[], &payload, (CAK, CSK), SystemTime::now());
         let mut head = format!("PUT {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", h.proxy_addr);
         for (k, v) in &hs {
             head += &format!("{k}: {v}\r\n");
@@ -252,8 +252,7 @@ async fn streaming_without_decoded_length_is_refused() {
         "/x/y",
         &[],
         "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
-        CAK,
-        CSK,
+        (CAK, CSK),
         SystemTime::now(),
     );
     let mut head = format!("PUT /x/y HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: 0\r\n", h.proxy_addr);

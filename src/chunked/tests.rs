@@ -1,6 +1,8 @@
 use super::Mode::{Signed, SignedTrailer, UnsignedTrailer};
 use super::*;
+use crate::sigv4::SigningKey;
 use futures_util::stream;
+use hmac::{Hmac, Mac};
 use proptest::prelude::*;
 use serde_json::Value;
 use std::convert::Infallible;
@@ -32,7 +34,12 @@ fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32
 fn origin_chain() -> ChunkChain {
     let key = signing_key("origin/SECRET+key", "20240229", "eu-west-3", "s3");
     let seed = hex::encode(Sha256::digest(b"origin seed"));
-    ChunkChain::new(key, "20240229T120000Z", "20240229/eu-west-3/s3/aws4_request", &seed)
+    ChunkChain {
+        signing_key: SigningKey::from_bytes(key),
+        amz_date: "20240229T120000Z".into(),
+        scope: "20240229/eu-west-3/s3/aws4_request".into(),
+        prev_signature: seed,
+    }
 }
 
 type Trailers = Vec<(String, String)>;
@@ -55,7 +62,12 @@ fn vector(name: &str) -> Vector {
     let (date, region, service) = (s("/datetime"), s("/region"), s("/service"));
     let key = signing_key(&s("/credentials/secret_key"), &date[..8], &region, &service);
     let scope = format!("{}/{region}/{service}/aws4_request", &date[..8]);
-    let chain = ChunkChain::new(key, &date, &scope, &s("/expected/seed_signature"));
+    let chain = ChunkChain {
+        signing_key: SigningKey::from_bytes(key),
+        amz_date: date.clone(),
+        scope,
+        prev_signature: s("/expected/seed_signature"),
+    };
     let body = &json["request"]["body_description"];
     let len = body["len"].as_u64().unwrap() as usize;
     let data = body["repeat"].as_str().unwrap().repeat(len).into_bytes();

@@ -197,24 +197,31 @@ pub(crate) fn header_pairs(headers: &HeaderMap) -> HeaderPairs<'_> {
     pairs
 }
 
-/// Appends the canonical request's text to `text`; `canonical_query` writes
-/// the canonical query.
+/// The parts of a canonical request, as both sides build it: the verifier
+/// from the client's request, the re-signer for the origin's.
 ///
-/// `names` are those of `signed_headers`, split.
-/// `fixed` gives the value of a signed header outright (used as is), instead
-/// of looking it up in `pairs`, whose values are trimmed and joined with `,`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn push_canonical_request(
-    text: &mut Vec<u8>,
-    method: &str,
-    canonical_uri: &str,
-    canonical_query: impl FnOnce(&mut Vec<u8>),
-    pairs: &[(&str, &[u8])],
-    fixed: &[(&str, &str)],
-    names: &[&str],
-    signed_headers: &SignedHeaders<'_>,
-    payload_hash: &str,
-) {
+/// <https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html#create-canonical-request>
+pub(crate) struct CanonicalParts<'a, Q: FnOnce(&mut Vec<u8>)> {
+    pub method: &'a str,
+    pub canonical_uri: &'a str,
+    /// Writes the canonical query.
+    pub canonical_query: Q,
+    /// The request's headers as (name, value) pairs; a signed header's
+    /// values are trimmed and joined with `,` in this order.
+    pub pairs: &'a [(&'a str, &'a [u8])],
+    /// Signed headers whose value is given outright (used as is), not looked
+    /// up in `pairs`: the host of an HTTP/2 request, the re-signer's own.
+    pub fixed: &'a [(&'a str, &'a str)],
+    /// The names of `signed_headers`, split.
+    pub names: &'a [&'a str],
+    pub signed_headers: &'a SignedHeaders<'a>,
+    pub payload_hash: &'a str,
+}
+
+/// Appends the canonical request's text to `text`.
+pub(crate) fn push_canonical_request<Q: FnOnce(&mut Vec<u8>)>(text: &mut Vec<u8>, parts: CanonicalParts<'_, Q>) {
+    let CanonicalParts { method, canonical_uri, canonical_query, pairs, fixed, names, signed_headers, payload_hash } =
+        parts;
     debug_assert!(names.iter().copied().eq(signed_headers.iter()));
     let signed = signed_headers.as_str();
     let values =
@@ -271,14 +278,16 @@ impl CanonicalRequest {
         let mut text = Vec::new();
         push_canonical_request(
             &mut text,
-            method,
-            canonical_uri,
-            |q| q.push_str(canonical_query),
-            header_pairs(headers).as_slice(),
-            fixed.as_slice(),
-            signed_headers.names().as_slice(),
-            signed_headers,
-            payload_hash,
+            CanonicalParts {
+                method,
+                canonical_uri,
+                canonical_query: |q: &mut Vec<u8>| q.push_str(canonical_query),
+                pairs: header_pairs(headers).as_slice(),
+                fixed: fixed.as_slice(),
+                names: signed_headers.names().as_slice(),
+                signed_headers,
+                payload_hash,
+            },
         );
         Self { text: into_string(text) }
     }

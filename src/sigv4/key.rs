@@ -16,6 +16,31 @@ pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// Where a chain of aws-chunked signatures starts, on either side: the
+/// signing key, the request's date and scope, and the seed signature (the
+/// request's own). The verifier makes the client's; the re-signer the
+/// origin's. `Debug` shows neither the key nor the signature.
+///
+/// <https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-streaming.html>
+#[derive(Clone)]
+pub struct ChunkSeed {
+    pub signing_key: SigningKey,
+    pub amz_date: super::AmzDate,
+    /// `date/region/s3/aws4_request`
+    pub scope: String,
+    /// Lower-case hex.
+    pub seed_signature: String,
+}
+
+impl std::fmt::Debug for ChunkSeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkSeed")
+            .field("amz_date", &self.amz_date)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
 /// kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request")
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct SigningKey([u8; 32]);
@@ -35,6 +60,11 @@ impl SigningKey {
         let k = hmac_sha256(&k, region.as_bytes());
         let k = hmac_sha256(&k, service.as_bytes());
         Self(hmac_sha256(&k, b"aws4_request"))
+    }
+
+    /// A key known as bytes (test vectors, benchmarks).
+    pub fn from_bytes(key: [u8; 32]) -> Self {
+        Self(key)
     }
 
     pub fn as_bytes(&self) -> &[u8; 32] {

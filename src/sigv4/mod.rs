@@ -26,5 +26,5 @@ pub use auth::{AuthorizationV4, Credential, PresignedV4, SignedHeaders};
 pub use canonical::{CanonicalRequest, Query, QueryParam, StringToSign};
 pub use date::AmzDate;
 pub use encode::canonical_uri;
-pub use key::{KeyCache, PreparedKey, SigningKey};
+pub use key::{ChunkSeed, KeyCache, PreparedKey, SigningKey};
 pub use payload::PayloadHash;

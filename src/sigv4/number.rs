@@ -9,26 +9,22 @@
 
 /// A canonical decimal `u64`.
 pub fn parse_decimal(s: &[u8]) -> Option<u64> {
-    match s {
-        [] => None,
-        [b'0'] => Some(0),
-        [b'0', ..] => None,
-        _ => s.iter().try_fold(0u64, |acc, &b| {
-            let d = b.checked_sub(b'0').filter(|d| *d < 10)?;
-            acc.checked_mul(10)?.checked_add(u64::from(d))
-        }),
-    }
+    parse(s, 10)
 }
 
 /// A canonical hexadecimal `u64` (either case, as the aws-chunked size field).
 pub fn parse_hex(s: &[u8]) -> Option<u64> {
+    parse(s, 16)
+}
+
+fn parse(s: &[u8], radix: u32) -> Option<u64> {
     match s {
         [] => None,
         [b'0'] => Some(0),
         [b'0', ..] => None,
         _ => s.iter().try_fold(0u64, |acc, &b| {
-            let d = (b as char).to_digit(16)?;
-            acc.checked_mul(16)?.checked_add(u64::from(d))
+            let d = (b as char).to_digit(radix)?;
+            acc.checked_mul(u64::from(radix))?.checked_add(u64::from(d))
         }),
     }
 }

@@ -2,6 +2,9 @@
 //! proxy (client credentials), both on port 0, plus clients for each.
 #![allow(dead_code)]
 
+#[path = "../support/s3_signing.rs"]
+pub mod s3_signing;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -148,36 +151,20 @@ pub fn s3_client(endpoint: &str, ak: &str, sk: &str) -> aws_sdk_s3::Client {
 }
 
 /// Signs a raw request with the aws-sigv4 crate (an independent signer).
-/// `path_and_query` must already be percent-encoded as an SDK would send it.
-#[allow(clippy::too_many_arguments)]
+/// `path_and_query` must already be percent-encoded as an SDK would send it;
+/// `(ak, sk)` is the key pair to sign with.
 pub fn sign_headers(
     method: &str,
     host: &str,
     path_and_query: &str,
     headers: &[(&str, &str)],
     payload_hash: &str,
-    ak: &str,
-    sk: &str,
+    (ak, sk): (&str, &str),
     at: SystemTime,
 ) -> Vec<(String, String)> {
-    use aws_sigv4::http_request::{
-        PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
-        UriPathNormalizationMode, sign,
-    };
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, sign};
     let identity = Credentials::new(ak, sk, None, None, "test").into();
-    let mut settings = SigningSettings::default();
-    settings.percent_encoding_mode = PercentEncodingMode::Single;
-    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("s3")
-        .time(at)
-        .settings(settings)
-        .build()
-        .unwrap()
-        .into();
+    let params = s3_signing::s3_params(&identity, "us-east-1", at, s3_signing::Location::Headers);
     let mut all: Vec<(&str, &str)> = vec![("host", host)];
     all.extend_from_slice(headers);
     let uri = format!("http://{host}{path_and_query}");
@@ -277,25 +264,9 @@ pub fn presign(
     expires: Duration,
     at: SystemTime,
 ) -> String {
-    use aws_sigv4::http_request::{
-        PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
-        UriPathNormalizationMode, sign,
-    };
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, sign};
     let identity = Credentials::new(CAK, CSK, None, None, "test").into();
-    let mut settings = SigningSettings::default();
-    settings.percent_encoding_mode = PercentEncodingMode::Single;
-    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-    settings.signature_location = SignatureLocation::QueryParams;
-    settings.expires_in = Some(expires);
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("s3")
-        .time(at)
-        .settings(settings)
-        .build()
-        .unwrap()
-        .into();
+    let params = s3_signing::s3_params(&identity, "us-east-1", at, s3_signing::Location::Query(expires));
     let mut all: Vec<(&str, &str)> = vec![("host", host)];
     all.extend_from_slice(headers);
     let uri = format!("http://{host}{path_and_query}");
@@ -565,7 +536,7 @@ pub fn signed_head(
     payload_hash: &str,
     content_length: Option<usize>,
 ) -> String {
-    let hs = sign_headers(method, &addr.to_string(), path, extra, payload_hash, CAK, CSK, SystemTime::now());
+    let hs = sign_headers(method, &addr.to_string(), path, extra, payload_hash, (CAK, CSK), SystemTime::now());
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n");
     for (k, v) in &hs {
         head += &format!("{k}: {v}\r\n");

@@ -17,6 +17,9 @@
 //!
 //! Every loop is bounded: --max-secs (default 120) aborts the whole run.
 
+#[path = "../../../tests/support/s3_signing.rs"]
+mod s3_signing;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -111,24 +114,9 @@ impl Target {
 
     /// SigV4 headers (authorization, x-amz-date, x-amz-content-sha256) for `method` on this URL.
     fn sign(&self, method: &str, payload_hash: &str) -> HeaderMap {
-        use aws_sigv4::http_request::{
-            PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
-            UriPathNormalizationMode, sign,
-        };
+        use aws_sigv4::http_request::{SignableBody, SignableRequest, sign};
         let identity = aws_credential_types::Credentials::new(&self.ak, &self.sk, None, None, "loadgen").into();
-        let mut settings = SigningSettings::default();
-        settings.percent_encoding_mode = PercentEncodingMode::Single;
-        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-        let params = aws_sigv4::sign::v4::SigningParams::builder()
-            .identity(&identity)
-            .region("us-east-1")
-            .name("s3")
-            .time(SystemTime::now())
-            .settings(settings)
-            .build()
-            .unwrap()
-            .into();
+        let params = s3_signing::s3_params(&identity, "us-east-1", SystemTime::now(), s3_signing::Location::Headers);
         let url = self.uri.to_string();
         let req = SignableRequest::new(
             method,

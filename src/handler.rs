@@ -1,0 +1,300 @@
+//! The handler: request in → intake → verify → re-sign → forward → stream
+//! back, and `/healthz`. [`app`] is the router the server serves.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use axum::routing::get;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use time::OffsetDateTime;
+
+use crate::error::Error;
+use crate::forward::{self, ChunkErrors, DataStream, Failure, OutBody, Progress, ProxyBody, Sha256Check, SharedBody};
+use crate::sigv4::{self, PayloadHash};
+use crate::state::AppState;
+use crate::verify::{self, VerifyContext, has_auth, verify};
+use crate::{chunked, headers, intake, resign};
+
+/// The router the server serves (the binary and the in-process tests alike):
+/// `/healthz`, and every other request to the proxy handler.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz_route).head(healthz_route))
+        .fallback(|State(state): State<AppState>, req: Request| async move { handle(state, req).await.map(Body::new) })
+        .with_state(state)
+}
+
+/// `GET|HEAD /healthz` without S3 authentication is the health probe; a
+/// *signed* one is an S3 request for a bucket named `healthz`, and is proxied.
+async fn healthz_route(State(state): State<AppState>, req: Request) -> Response {
+    if has_auth(req.headers(), req.uri().query()) {
+        return handle(state, req).await.map(Body::new);
+    }
+    healthz(&state, req.method() == Method::HEAD).await
+}
+
+/// A request id for responses that lack the origin's: unique per process
+/// run, 16 hex digits, formatted without allocating.
+fn request_id() -> HeaderValue {
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = *SEED.get_or_init(|| {
+        let t = OffsetDateTime::now_utc().unix_timestamp_nanos() as u64;
+        t ^ u64::from(std::process::id()).rotate_left(32)
+    });
+    let id = seed.wrapping_add(COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut hex = [0u8; 16];
+    for (i, b) in hex.iter_mut().enumerate() {
+        *b = b"0123456789ABCDEF"[(id >> (60 - 4 * i)) as usize & 0xF];
+    }
+    HeaderValue::from_bytes(&hex).unwrap_or(HeaderValue::from_static("0"))
+}
+
+/// One S3 request: intake → verify → re-sign → forward → stream back.
+pub(crate) async fn handle<B>(state: AppState, req: http::Request<B>) -> Response<ProxyBody>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<crate::error::BoxError>,
+{
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let head = parts.method == Method::HEAD;
+    // Only a request with a body pays for the shared handle on it.
+    let len = content_length(&parts.headers);
+    let has_body = len.is_some_and(|l| l > 0) || parts.headers.contains_key(header::TRANSFER_ENCODING);
+    let body = has_body.then(|| SharedBody::new(Body::new(body), Failure::default()));
+    // Refused before any signature is looked at: not an S3 method, over a
+    // limit, or ambiguous.
+    let result = match intake::check(&parts.method, &parts.uri, &parts.headers) {
+        Ok(()) => proxy(&state, &parts, len, body.clone()).await,
+        Err(e) => Err((e, false)),
+    };
+    let mut resp = match result {
+        Ok(r) => r,
+        Err((e, body_started)) => {
+            let rid = request_id();
+            let rid_str = rid.to_str().unwrap_or("0");
+            tracing::info!(method = %parts.method, path = parts.uri.path(), request_id = rid_str, error = %e, "rejected");
+            if let Some(body) = body {
+                drain(&parts.headers, body, body_started).await;
+            }
+            e.into_response(rid_str, head).map(ProxyBody::from)
+        }
+    };
+    resp.headers_mut().entry("x-amz-request-id").or_insert_with(request_id);
+    // One access line per request (the path only: a presigned query carries a signature).
+    if tracing::enabled!(tracing::Level::INFO) {
+        let rid = resp.headers().get("x-amz-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+        tracing::info!(
+            method = %parts.method,
+            path = parts.uri.path(),
+            status = resp.status().as_u16(),
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            request_id = rid,
+            "request"
+        );
+    }
+    resp
+}
+
+/// verify → re-sign → forward. An error says whether the body was already
+/// being read (so a `100 Continue` may have gone out).
+async fn proxy(
+    state: &AppState,
+    parts: &http::request::Parts,
+    len: Option<u64>,
+    body: Option<SharedBody>,
+) -> Result<Response<ProxyBody>, (Error, bool)> {
+    let cfg = &state.0.config;
+    let now = state.0.clock.now();
+    let ctx = VerifyContext {
+        access_key: &cfg.client_access_key,
+        secret: cfg.client_secret_key.expose().as_bytes(),
+        keys: &state.0.client_keys,
+        now,
+        max_skew: cfg.max_clock_skew,
+    };
+    let verified = verify(&parts.method, &parts.uri, &parts.headers, &ctx).map_err(|e| (e, false))?;
+    let out = state.signer().resign(&verified, &parts.method, &parts.headers, now).map_err(|e| (e, false))?;
+    let failure = body.as_ref().map(|b| b.failure.clone());
+    let has_body = body.is_some();
+    let out_body = match body {
+        Some(body) => {
+            let failure = body.failure.clone();
+            let payload = verified.payload();
+            let stream: DataStream = match (chunked::Mode::of(payload), payload) {
+                (Some(mode), _) => {
+                    Box::pin(ChunkErrors::new(chunk_rewriter(mode, &verified, &out, &parts.headers, body), failure))
+                }
+                (None, PayloadHash::Sha256(h)) => Box::pin(Sha256Check::new(body, h.bytes(), failure)),
+                (None, _) => Box::pin(body),
+            };
+            OutBody::new(stream, len, Progress::new())
+        }
+        None => OutBody::empty(),
+    };
+    let resp = state.0.forwarder.send(out, out_body, failure.as_ref()).await.map_err(|e| (e, has_body))?;
+    let (mut rparts, rbody) = resp.into_parts();
+    headers::strip_hop_by_hop(&mut rparts.headers);
+    let body = screen_origin_error(&rparts, rbody, parts.method == Method::HEAD).await.map_err(|e| (e, has_body))?;
+    Ok(Response::from_parts(rparts, body))
+}
+
+/// Origin error codes that are about the proxy's own signature or
+/// credentials, never the client's: the client must not see them, since
+/// such a body (AWS S3's) carries the origin key id, the proxy's canonical
+/// request and string to sign.
+const ORIGIN_AUTH_CODES: [&str; 11] = [
+    "SignatureDoesNotMatch",
+    "NotSignedUp",
+    "InvalidAccessKeyId",
+    "AuthorizationHeaderMalformed",
+    "AuthorizationQueryParametersError",
+    "RequestTimeTooSkewed",
+    "InvalidToken",
+    "ExpiredToken",
+    "TokenRefreshRequired",
+    "InvalidSecurity",
+    "MissingSecurityHeader",
+];
+
+/// How much of an origin 400/401/403 body is read to find its code.
+const ORIGIN_ERROR_PEEK: usize = 64 << 10;
+
+/// An origin auth error (one of [`ORIGIN_AUTH_CODES`]) becomes the proxy's
+/// own [`Error::OriginRefused`], its body logged at debug; every other
+/// response streams through as it came (a 4xx body read to find its code is
+/// sent first, then the rest).
+async fn screen_origin_error(
+    parts: &http::response::Parts,
+    body: forward::OriginBody,
+    head: bool,
+) -> Result<ProxyBody, Error> {
+    use http_body_util::BodyExt;
+    if head || !matches!(parts.status.as_u16(), 400 | 401 | 403) {
+        return Ok(ProxyBody::Origin { body });
+    }
+    // Boxed to be read here and moved on after: only 4xx bodies pay for it.
+    let mut body = Box::pin(body);
+    let mut seen = bytes::BytesMut::new();
+    let complete = loop {
+        if seen.len() > ORIGIN_ERROR_PEEK {
+            break false;
+        }
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    seen.extend_from_slice(&data);
+                }
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "origin error body failed");
+                return Err(Error::OriginUnreachable("The connection to the origin failed".into()));
+            }
+            None => break true,
+        }
+    };
+    let text = String::from_utf8_lossy(&seen);
+    let code = text.split_once("<Code>").and_then(|(_, rest)| rest.split_once("</Code>")).map(|(c, _)| c.trim());
+    if let Some(code) = code.filter(|c| ORIGIN_AUTH_CODES.contains(c)) {
+        tracing::warn!(status = parts.status.as_u16(), code, "the origin refused the proxy's signature");
+        tracing::debug!(origin_body = %text, "origin auth error body");
+        return Err(Error::OriginRefused(
+            "The origin refused the proxy's signature or credentials; the proxy's log has the details".into(),
+        ));
+    }
+    let prefix = seen.freeze();
+    Ok(if complete { ProxyBody::from(Body::from(prefix)) } else { ProxyBody::Prefixed { prefix: Some(prefix), body } })
+}
+
+/// The aws-chunked codec for the request's mode: signed chunks are verified on
+/// the client's chain and re-signed on the origin's; unsigned framing passes.
+fn chunk_rewriter(
+    mode: chunked::Mode,
+    verified: &verify::VerifiedRequest,
+    out: &resign::OriginRequest,
+    headers: &HeaderMap,
+    body: SharedBody,
+) -> chunked::AwsChunkedRewriter<SharedBody> {
+    let client = verified.chunk_seed().map(chunked::ChunkChain::from);
+    let origin = out.chunk_seed.as_ref().map(chunked::ChunkChain::from);
+    // Only the trailers the client declared (and signed, in `x-amz-trailer`).
+    let declared = headers
+        .get("x-amz-trailer")
+        .map(|v| v.as_bytes().split(|&b| b == b',').map(|n| n.trim_ascii().to_ascii_lowercase()).collect())
+        .unwrap_or_default();
+    chunked::AwsChunkedRewriter::new(body, mode, client, origin, verified.decoded_length(), chunked::Limits::default())
+        .with_declared_trailers(declared)
+}
+
+fn content_length(h: &HeaderMap) -> Option<u64> {
+    sigv4::number::parse_decimal(h.get(header::CONTENT_LENGTH)?.as_bytes())
+}
+
+/// A client that sends its body without waiting for `100 Continue` (or after
+/// a failure mid-body) must still read our error rather than a reset: read and
+/// discard the rest of the body, up to a bound.
+async fn drain(headers: &HeaderMap, mut body: SharedBody, body_started: bool) {
+    use futures_util::StreamExt;
+    const LIMIT: u64 = 64 << 20;
+    let expects_continue = headers
+        .get(header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    if expects_continue && !body_started {
+        return; // the client waits for 100 Continue, which never comes
+    }
+    let mut seen = 0u64;
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(chunk)) = body.next().await {
+            seen += chunk.len() as u64;
+            if seen > LIMIT {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// `GET|HEAD /healthz`: HEAD the origin's HEALTHCHECK_PATH with the origin
+/// credentials. 200 `{"status":"ok"}` when the origin is up and accepts them,
+/// 450 `{"status":"nok"}` otherwise (the code HAProxy configs expect).
+async fn healthz(state: &AppState, head: bool) -> Response {
+    let cfg = &state.0.config;
+    let started = Instant::now();
+    let probe = async {
+        let out = state.signer().sign_probe(&cfg.healthcheck_path, state.0.clock.now())?;
+        state.0.forwarder.send(out, OutBody::empty(), None).await
+    };
+    let origin_status = match tokio::time::timeout(Duration::from_secs(2), probe).await {
+        Ok(Ok(resp)) => Some(resp.status()),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health probe failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("health probe timed out");
+            None
+        }
+    };
+    let ok = origin_status.is_some_and(|s| {
+        let c = s.as_u16();
+        (200..500).contains(&c) && c != 401 && c != 403 || c == 501
+    });
+    let body = serde_json::json!({
+        "status": if ok { "ok" } else { "nok" },
+        "origin_status": origin_status.map(|s| s.as_u16()),
+        "latency_ms": started.elapsed().as_secs_f64() * 1000.0,
+    })
+    .to_string();
+    let status = if ok { StatusCode::OK } else { StatusCode::from_u16(450).unwrap_or(StatusCode::SERVICE_UNAVAILABLE) };
+    let mut resp = Response::new(if head { Body::empty() } else { Body::from(body) });
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
