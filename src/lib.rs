@@ -8,20 +8,26 @@
 //! ## Data flow
 //!
 //! ```text
-//! request in ──► verify ──► canonicalize ──► re-sign ──► forward ──► stream back
-//!   (axum)     verify.rs     sigv4/          resign.rs   forward.rs   (body as is)
-//!              └─ VerifiedRequest (proof) ─┘
+//! request in ──► intake ──► verify ──► canonicalize ──► re-sign ──► forward ──► stream back
+//!  server.rs    intake.rs  verify.rs    sigv4/          resign.rs  forward.rs   (body as is)
+//!  handler.rs (axum router)  └─ VerifiedRequest (proof) ─┘
 //! ```
 //!
-//! 1. [`verify::verify`] parses the `Authorization` header or the presigned
+//! 0. [`server`] serves the axum router of [`handler::app`] on one
+//!    single-threaded runtime per core (the binary) or on the caller's (tests).
+//! 1. [`intake::check`] refuses what is not an S3 method, over a limit, or
+//!    ambiguous, before any signature is looked at.
+//! 2. [`verify::verify`] parses the `Authorization` header or the presigned
 //!    query, checks key, date, skew/expiry and signature, and returns a
 //!    [`verify::VerifiedRequest`]. No body byte has been read yet.
-//! 2. [`resign::Signer::resign`] turns it into an origin request: the same
+//! 3. [`resign::Signer::resign`] turns it into an origin request: the same
 //!    path and query, the client's signed headers (less hop-by-hop ones) plus
 //!    `host`, `x-amz-date`, `x-amz-content-sha256`, signed with the origin key.
-//! 3. [`forward::Forwarder::send`] streams the body (checking a hex payload
-//!    hash on the way) and the response back.
+//! 4. [`forward::Forwarder::send`] streams the body (checking a hex payload
+//!    hash or the aws-chunked signatures on the way) and the response back.
 //!
+//! [`headers`] is the header policy; [`state`] the per-worker state and the
+//! injected clock; [`error`] the one error type.
 //! [`sigv4`] is the pure core: no HTTP stack, no clock.
 
 pub mod chunked;

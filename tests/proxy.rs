@@ -247,12 +247,22 @@ async fn raw_get(
     raw_exchange(addr, &head, b"").await
 }
 
-fn put_head(addr: std::net::SocketAddr, path: &str, signed: &[(String, String)], len: usize, expect: bool) -> String {
+/// A raw PUT head for `path`, signed with `(CAK, secret)` over `payload`
+/// (the `x-amz-content-sha256` value), with Content-Length `len`.
+fn signed_put_head(
+    addr: std::net::SocketAddr,
+    path: &str,
+    payload: &str,
+    secret: &str,
+    len: usize,
+    expect: bool,
+) -> String {
+    let hs = sign_headers("PUT", &addr.to_string(), path, &[], payload, (CAK, secret), SystemTime::now());
     let mut head = format!("PUT {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {len}\r\n");
     if expect {
         head += "Expect: 100-continue\r\n";
     }
-    for (k, v) in signed {
+    for (k, v) in &hs {
         head += &format!("{k}: {v}\r\n");
     }
     head + "\r\n"
@@ -263,17 +273,9 @@ async fn expect_100_continue_upload_is_refused_before_any_body_is_sent() {
     use tokio::io::AsyncWriteExt;
     let h = Harness::start().await;
     h.client().create_bucket().bucket("bkt").send().await.unwrap();
-    let hs = sign_headers(
-        "PUT",
-        &h.proxy_addr.to_string(),
-        "/bkt/k",
-        &[],
-        "UNSIGNED-PAYLOAD",
-        (CAK, "wrong"),
-        SystemTime::now(),
-    );
+    let head = signed_put_head(h.proxy_addr, "/bkt/k", "UNSIGNED-PAYLOAD", "wrong", 10 << 20, true);
     let mut s = tokio::net::TcpStream::connect(h.proxy_addr).await.unwrap();
-    s.write_all(put_head(h.proxy_addr, "/bkt/k", &hs, 10 << 20, true).as_bytes()).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
     // No body is written: the final answer must come without a 100 Continue.
     let mut buf = vec![0u8; 64];
     let n = tokio::time::timeout(Duration::from_secs(5), tokio::io::AsyncReadExt::read(&mut s, &mut buf))
@@ -290,16 +292,8 @@ async fn client_that_sends_its_body_without_expect_still_reads_the_error() {
     let h = Harness::start().await;
     h.client().create_bucket().bucket("bkt").send().await.unwrap();
     let body = vec![b'z'; 20 << 20];
-    let hs = sign_headers(
-        "PUT",
-        &h.proxy_addr.to_string(),
-        "/bkt/k",
-        &[],
-        "UNSIGNED-PAYLOAD",
-        (CAK, "wrong"),
-        SystemTime::now(),
-    );
-    let r = raw_exchange(h.proxy_addr, &put_head(h.proxy_addr, "/bkt/k", &hs, body.len(), false), &body).await;
+    let head = signed_put_head(h.proxy_addr, "/bkt/k", "UNSIGNED-PAYLOAD", "wrong", body.len(), false);
+    let r = raw_exchange(h.proxy_addr, &head, &body).await;
     assert_eq!(r.status, 403, "{}", r.head);
     assert!(r.body_str().contains("SignatureDoesNotMatch"));
 }
@@ -310,25 +304,17 @@ async fn wrong_payload_hash_is_refused_and_nothing_is_stored() {
     h.client().create_bucket().bucket("bkt").send().await.unwrap();
     let body = vec![b'q'; 3 << 20];
     let claimed = sha256_hex(b"something else");
-    let hs = sign_headers(
-        "PUT",
-        &h.proxy_addr.to_string(),
-        "/bkt/k",
-        &[("content-length", &body.len().to_string())],
-        &claimed,
-        (CAK, CSK),
-        SystemTime::now(),
-    );
-    let hs: Vec<_> = hs.into_iter().filter(|(k, _)| k != "content-length").collect();
-    let r = raw_exchange(h.proxy_addr, &put_head(h.proxy_addr, "/bkt/k", &hs, body.len(), false), &body).await;
+    let r =
+        raw_exchange(h.proxy_addr, &signed_put_head(h.proxy_addr, "/bkt/k", &claimed, CSK, body.len(), false), &body)
+            .await;
     assert_eq!(r.status, 400, "{}", r.body_str());
     assert!(r.body_str().contains("<Code>XAmzContentSHA256Mismatch</Code>"), "{}", r.body_str());
     assert!(!h.origin_has("bkt", "k").await, "nothing stored");
 
     // The right hash goes through.
     let good = sha256_hex(&body);
-    let hs = sign_headers("PUT", &h.proxy_addr.to_string(), "/bkt/k", &[], &good, (CAK, CSK), SystemTime::now());
-    let r = raw_exchange(h.proxy_addr, &put_head(h.proxy_addr, "/bkt/k", &hs, body.len(), false), &body).await;
+    let r = raw_exchange(h.proxy_addr, &signed_put_head(h.proxy_addr, "/bkt/k", &good, CSK, body.len(), false), &body)
+        .await;
     assert_eq!(r.status, 200, "{}", r.body_str());
     assert_eq!(h.origin_get("bkt", "k").await, body);
 }
@@ -338,17 +324,9 @@ async fn client_disconnect_mid_upload_stores_nothing() {
     use tokio::io::AsyncWriteExt;
     let h = Harness::start().await;
     h.client().create_bucket().bucket("bkt").send().await.unwrap();
-    let hs = sign_headers(
-        "PUT",
-        &h.proxy_addr.to_string(),
-        "/bkt/cut",
-        &[],
-        "UNSIGNED-PAYLOAD",
-        (CAK, CSK),
-        SystemTime::now(),
-    );
+    let head = signed_put_head(h.proxy_addr, "/bkt/cut", "UNSIGNED-PAYLOAD", CSK, 8 << 20, false);
     let mut s = tokio::net::TcpStream::connect(h.proxy_addr).await.unwrap();
-    s.write_all(put_head(h.proxy_addr, "/bkt/cut", &hs, 8 << 20, false).as_bytes()).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
     s.write_all(&vec![b'x'; 1 << 20]).await.unwrap();
     s.flush().await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;

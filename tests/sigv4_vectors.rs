@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use s3_resign_proxy::sigv4::{
-    AmzDate, AuthorizationV4, CanonicalRequest, KeyCache, PresignedV4, Query, SignedHeaders, SigningKey, StringToSign,
-    canonical_uri,
+    AmzDate, AuthorizationV4, CanonicalRequest, Credential, KeyCache, PresignedV4, Query, SignedHeaders, SigningKey,
+    StringToSign, canonical_uri,
 };
 use s3_resign_proxy::verify::{VerifyContext, verify};
 use serde_json::Value;
@@ -252,37 +252,28 @@ fn recompute(
     let (access_key, secret) = creds;
     let curi = canonical_uri(uri.path());
     let query = Query::parse(uri.query().unwrap_or(""));
-    let (cq, date, scope, signed, provided, cred_date, region, service);
-    match loc {
+    // The same fields from either place a signature travels.
+    let from = |cred: &Credential<'_>, signed: &SignedHeaders<'_>, signature: &str| {
+        assert_eq!(cred.access_key, access_key);
+        let (d, r, s) = (cred.date.to_owned(), cred.region.to_owned(), cred.service.to_owned());
+        (cred.scope(), signed.as_str().to_owned(), signature.to_owned(), d, r, s)
+    };
+    let (cq, date, (scope, signed, provided, cred_date, region, service)) = match loc {
         Loc::Header => {
             let authz = authz
                 .map(str::to_owned)
                 .or_else(|| headers.get("authorization").map(|v| v.to_str().expect("ascii authz").to_owned()))
                 .expect("header auth needs an Authorization");
             let a = AuthorizationV4::parse(&authz).unwrap_or_else(|e| panic!("Authorization {authz:?}: {e}"));
-            cq = query.canonical(|_| false);
-            date = AmzDate::parse(headers.get("x-amz-date").expect("x-amz-date").to_str().unwrap()).expect("amz date");
-            scope = a.credential.scope();
-            signed = a.signed_headers.as_str().to_owned();
-            provided = a.signature.to_owned();
-            cred_date = a.credential.date.to_owned();
-            region = a.credential.region.to_owned();
-            service = a.credential.service.to_owned();
-            assert_eq!(a.credential.access_key, access_key);
+            let date =
+                AmzDate::parse(headers.get("x-amz-date").expect("x-amz-date").to_str().unwrap()).expect("amz date");
+            (query.canonical(|_| false), date, from(&a.credential, &a.signed_headers, a.signature))
         }
         Loc::Query => {
             let p = PresignedV4::parse(|n| query.get(n)).unwrap_or_else(|e| panic!("presigned query: {e}"));
-            cq = query.canonical(|k| k == b"X-Amz-Signature");
-            date = p.date;
-            scope = p.credential.scope();
-            signed = p.signed_headers.as_str().to_owned();
-            provided = p.signature.to_owned();
-            cred_date = p.credential.date.to_owned();
-            region = p.credential.region.to_owned();
-            service = p.credential.service.to_owned();
-            assert_eq!(p.credential.access_key, access_key);
+            (query.canonical(|k| k == b"X-Amz-Signature"), p.date, from(&p.credential, &p.signed_headers, p.signature))
         }
-    }
+    };
     let sh = SignedHeaders::parse(&signed).expect("signed headers");
     let creq = CanonicalRequest::new(method, &curi, &cq, headers, None, &sh, payload_hash);
     let sts = StringToSign::new(&date, &scope, &creq);
@@ -320,6 +311,25 @@ fn tamper_path(uri: &Uri) -> Uri {
 
 fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
+}
+
+/// A double-encoding case of the suite: its canonical request, its signed
+/// request, the double-encoded URI line and the S3 (single-encoded) one.
+struct DoubleCase {
+    file_creq: String,
+    req: RawRequest,
+    uri: http::Uri,
+    double: String,
+    s3: String,
+}
+
+fn double_case(case: &Path) -> DoubleCase {
+    let file_creq = read(&case.join("header-canonical-request.txt"));
+    let req = parse_http(&read(&case.join("header-signed-request.txt")));
+    let uri = req.uri();
+    let double = file_creq.lines().nth(1).unwrap().to_owned();
+    let s3 = canonical_uri(uri.path());
+    DoubleCase { file_creq, req, uri, double, s3 }
 }
 
 fn last_line(s: &str) -> &str {
@@ -506,12 +516,8 @@ fn smithy_rs_double_encoding_is_not_s3() {
     // double-encode-path: generic rules double-encode %3D -> %253D; S3 keeps %3D.
     {
         let case = dir.join("double-encode-path");
-        let file_creq = read(&case.join("header-canonical-request.txt"));
-        let req = parse_http(&read(&case.join("header-signed-request.txt")));
-        let uri = req.uri();
-        let double = file_creq.lines().nth(1).unwrap();
+        let DoubleCase { file_creq, req, uri, double, s3 } = double_case(&case);
         assert_eq!(double, "/test/%40connections/JBDvjfGEIAMCERw%253D");
-        let s3 = canonical_uri(uri.path());
         assert_eq!(s3, "/test/%40connections/JBDvjfGEIAMCERw%3D");
         assert_ne!(s3, double);
         // The signed request was made at 20150830T123600Z with smithy-rs test credentials over the
@@ -546,13 +552,9 @@ fn smithy_rs_double_encoding_is_not_s3() {
     // double-url-encode: only the canonical request and string to sign are usable (README).
     {
         let case = dir.join("double-url-encode");
-        let file_creq = read(&case.join("header-canonical-request.txt"));
+        let DoubleCase { file_creq, req, uri, double, s3 } = double_case(&case);
         let file_sts = read(&case.join("header-string-to-sign.txt"));
         let file_sts = file_sts.trim_end_matches('\n');
-        let req = parse_http(&read(&case.join("header-signed-request.txt")));
-        let uri = req.uri();
-        let double = file_creq.lines().nth(1).unwrap();
-        let s3 = canonical_uri(uri.path());
         assert_eq!(
             s3,
             "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-west-2%3A892717189312%3Afunction%3Amy-rusty-fun/invocations"

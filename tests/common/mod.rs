@@ -122,12 +122,18 @@ pub async fn start_proxy(
     clock: Option<Arc<dyn Clock>>,
 ) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let config = Config::from_vars(vars).expect("valid config");
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let state = match clock {
         Some(c) => AppState::with_clock(config, c),
         None => AppState::new(config),
     };
+    serve_state(state).await
+}
+
+/// Serves `state` on 127.0.0.1:0 with `run` (the binary's router), on the
+/// current runtime, until the returned sender is dropped or sent to.
+pub async fn serve_state(state: AppState) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         s3_resign_proxy::run(listener, state, async {
@@ -310,18 +316,7 @@ pub async fn start_proxy_to(
 
 /// The proxy with a ready `Config`, on the current runtime.
 pub async fn start_proxy_config(config: Config) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let state = AppState::new(config);
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        s3_resign_proxy::run(listener, state, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    (addr, tx)
+    serve_state(AppState::new(config)).await
 }
 
 /// What a [`Relay`] does to a connection once a request on it contains its
