@@ -106,8 +106,8 @@ pub async fn run_demo() -> Result<(), BoxError> {
          \n\nCtrl-C stops the demo and removes its data.",
         dir.path().display()
     );
-    let state = crate::AppState::new(config);
-    crate::run(listener, state, crate::shutdown_signal()).await?;
+    let state = crate::state::AppState::new(config);
+    crate::server::run(listener, state, crate::server::shutdown_signal()).await?;
     drop(dir);
     Ok(())
 }
@@ -123,6 +123,6 @@ pub async fn run_origin(root: &Path) -> Result<(), BoxError> {
     eprintln!("s3s-fs origin on http://{} over {}", listener.local_addr()?, root.display());
     tokio::select! {
         r = serve_origin(listener, root, &ak, &sk) => r,
-        () = crate::shutdown_signal() => Ok(()),
+        () = crate::server::shutdown_signal() => Ok(()),
     }
 }

@@ -25,7 +25,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use crate::AppState;
+use crate::state::AppState;
 
 /// The read buffer: bounds the request head and how much of an upload body
 /// one connection buffers. 64 KiB cost 25% more CPU per uploaded GiB (more,
