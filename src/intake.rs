@@ -108,15 +108,14 @@ fn check_target(uri: &http::Uri) -> Result<(), Error> {
 fn check_escapes(uri: &http::Uri) -> Result<(), Error> {
     let target = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str()).as_bytes();
     let mut rest = target;
-    let mut escapes = false;
     while let Some(i) = rest.iter().position(|&b| b == b'%') {
         match rest.get(i + 1..i + 3) {
             Some([a, b]) if a.is_ascii_hexdigit() && b.is_ascii_hexdigit() => rest = &rest[i + 3..],
             _ => return Err(Error::InvalidUri),
         }
-        escapes = true;
     }
-    if escapes && percent_encoding::percent_decode_str(uri.path()).decode_utf8().is_err() {
+    let path = uri.path();
+    if path.contains('%') && percent_encoding::percent_decode_str(path).decode_utf8().is_err() {
         return Err(Error::InvalidUri);
     }
     Ok(())
