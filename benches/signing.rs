@@ -260,6 +260,14 @@ fn bench_request(
         })
     });
     g.bench_function("floor", |b| b.iter(|| (black_box(&mut floor[0]).run(), black_box(&mut floor[1]).run())));
+    // What the handler checks before verify: method, limits, ambiguity (issue 11).
+    s3_resign_proxy::intake::check(&uri, &headers).expect("the bench request passes intake");
+    g.bench_function("intake", |b| {
+        b.iter(|| {
+            s3_resign_proxy::intake::check_method(black_box(&method)).unwrap();
+            s3_resign_proxy::intake::check(black_box(&uri), black_box(&headers)).unwrap()
+        })
+    });
     g.finish();
 }
 

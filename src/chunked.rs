@@ -251,6 +251,14 @@ struct Parser {
     out: VecDeque<Bytes>,
     pending_error: Option<ChunkError>,
     finished: bool,
+    /// The CRLF after the last data chunk, released with the next chunk's
+    /// header: a body cut after a data chunk (no final 0-size chunk) never
+    /// reaches the origin whole.
+    held_crlf: bool,
+    /// Trailer names the client declared in `x-amz-trailer` (lower case).
+    declared: Vec<Vec<u8>>,
+    /// Trailer names seen so far (each once).
+    seen_trailers: Vec<Vec<u8>>,
 }
 
 pin_project! {
@@ -278,6 +286,14 @@ impl<S> AwsChunkedRewriter<S> {
         let pending_error = missing.then_some(ChunkError::MissingChain);
         let p = Parser { mode, client, origin, decoded_length, limits, pending_error, ..Default::default() };
         Self { inner, parser: p }
+    }
+
+    /// The trailer names the client declared in `x-amz-trailer` (lower case);
+    /// any other trailer is refused. Without this call, none is accepted.
+    #[must_use]
+    pub fn with_declared_trailers(mut self, names: Vec<Vec<u8>>) -> Self {
+        self.parser.declared = names;
+        self
     }
 }
 
@@ -418,9 +434,12 @@ impl Parser {
     fn on_header(&mut self, line: Bytes) -> Result<(), ChunkError> {
         let body = line.strip_suffix(CRLF).ok_or(ChunkError::BadChunkHeader)?;
         let hex_end = body.iter().position(|b| !b.is_ascii_hexdigit()).unwrap_or(body.len());
-        let size = (body[..hex_end].iter())
-            .try_fold(0u64, |acc, &d| acc.checked_mul(16)?.checked_add((d as char).to_digit(16)?.into()))
-            .unwrap_or(u64::MAX);
+        // One spelling per size: no leading zeros (`0010` is refused).
+        let size = crate::sigv4::number::parse_hex(&body[..hex_end]);
+        if hex_end > 0 && size.is_none() && body[0] == b'0' {
+            return Err(ChunkError::BadChunkHeader);
+        }
+        let size = size.unwrap_or(u64::MAX);
         let ext = &body[hex_end..];
         let ext_ok = if self.signed() {
             self.sig_off = hex_end + CHUNK_SIG_EXT.len();
@@ -433,6 +452,10 @@ impl Parser {
         }
         if size > self.limits.max_chunk as u64 {
             return Err(ChunkError::ChunkTooLarge { size });
+        }
+        // The header is valid: the previous chunk is complete.
+        if std::mem::take(&mut self.held_crlf) {
+            self.out.push_back(Bytes::from_static(CRLF));
         }
         self.decoded += size;
         if let Some(expected) = self.decoded_length
@@ -482,7 +505,7 @@ impl Parser {
             let header = self.resign_chunk(header, &data)?;
             self.out.extend([header, data]);
         }
-        self.out.push_back(Bytes::from_static(CRLF));
+        self.held_crlf = true;
         Ok(State::Header)
     }
 
@@ -517,7 +540,15 @@ impl Parser {
                 return Err(ChunkError::BadTrailerSignature);
             }
             self.trailer_sig_at = Some(start + colon + 1 + lead);
-        } else if self.mode == Mode::SignedTrailer {
+        } else {
+            // Only a trailer the client declared (in the signed `x-amz-trailer`), once.
+            let lower = name.to_ascii_lowercase();
+            if !self.declared.contains(&lower) || self.seen_trailers.contains(&lower) {
+                return Err(ChunkError::BadTrailer);
+            }
+            self.seen_trailers.push(lower);
+        }
+        if self.mode == Mode::SignedTrailer && !name.eq_ignore_ascii_case(TRAILER_SIG_NAME) {
             self.canonical.extend(name.iter().map(u8::to_ascii_lowercase));
             self.canonical.push(b':');
             self.canonical.extend_from_slice(value);

@@ -47,9 +47,27 @@ pub enum Error {
     InvalidChunkedBody(Msg),
     /// A chunk or trailer signature is wrong.
     ChunkSignatureDoesNotMatch(Msg),
+    /// Not one of S3's methods (GET, HEAD, PUT, POST, DELETE).
+    MethodNotAllowed(Msg),
+    /// The header section is over the proxy's limits (size or count).
+    RequestHeaderSectionTooLarge(Msg),
+    /// The request target is over the proxy's limit.
+    UriTooLong,
+    /// A `%` in the path or query that is not followed by two hex digits.
+    InvalidUri,
+    /// Not HTTP/1.1 (an HTTP/2 prior-knowledge preface).
+    HttpVersionNotSupported,
     OriginUnreachable(Msg),
     OriginTimeout(Msg),
+    /// The origin refused the proxy's own signature or credentials. Its body
+    /// (which may carry the origin key id and the proxy's canonical request)
+    /// is logged at debug, never returned.
+    OriginRefused(Msg),
 }
+
+/// How much of a canonical request or string to sign an error body echoes:
+/// the rest is cut, and the body says so. Bounds every error body.
+pub const MAX_ECHO: usize = 4096;
 
 impl Error {
     /// The one place that decides status and code. No wildcard: a new variant
@@ -72,8 +90,14 @@ impl Error {
             Self::XAmzContentSHA256Mismatch { .. } => (StatusCode::BAD_REQUEST, "XAmzContentSHA256Mismatch"),
             Self::IncompleteBody(_) => (StatusCode::BAD_REQUEST, "IncompleteBody"),
             Self::InvalidChunkedBody(_) => (StatusCode::BAD_REQUEST, "InvalidRequest"),
+            Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
+            Self::RequestHeaderSectionTooLarge(_) => (StatusCode::BAD_REQUEST, "RequestHeaderSectionTooLarge"),
+            Self::UriTooLong => (StatusCode::URI_TOO_LONG, "RequestURITooLong"),
+            Self::InvalidUri => (StatusCode::BAD_REQUEST, "InvalidURI"),
+            Self::HttpVersionNotSupported => (StatusCode::HTTP_VERSION_NOT_SUPPORTED, "HttpVersionNotSupported"),
             Self::OriginUnreachable(_) => (StatusCode::BAD_GATEWAY, "BadGateway"),
             Self::OriginTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "GatewayTimeout"),
+            Self::OriginRefused(_) => (StatusCode::BAD_GATEWAY, "BadGateway"),
         }
     }
 
@@ -88,6 +112,9 @@ impl Error {
             }
             Self::HeadersNotSigned(_) => "There were headers present in the request which were not signed".into(),
             Self::MissingContentLength => "You must provide the Content-Length HTTP header.".into(),
+            Self::UriTooLong => "The request target is longer than this proxy's limit of 8 KiB.".into(),
+            Self::InvalidUri => "Couldn't parse the specified URI.".into(),
+            Self::HttpVersionNotSupported => "This endpoint speaks HTTP/1.1 only.".into(),
             Self::XAmzContentSHA256Mismatch { .. } => {
                 "The provided 'x-amz-content-sha256' header does not match what was computed.".into()
             }
@@ -100,8 +127,11 @@ impl Error {
             | Self::IncompleteBody(m)
             | Self::InvalidChunkedBody(m)
             | Self::ChunkSignatureDoesNotMatch(m)
+            | Self::MethodNotAllowed(m)
+            | Self::RequestHeaderSectionTooLarge(m)
             | Self::OriginUnreachable(m)
-            | Self::OriginTimeout(m) => Cow::Borrowed(m),
+            | Self::OriginTimeout(m)
+            | Self::OriginRefused(m) => Cow::Borrowed(m),
         }
     }
 
@@ -110,12 +140,13 @@ impl Error {
         match self {
             Self::SignatureDoesNotMatch { access_key, signature_provided, string_to_sign, canonical_request } => {
                 element(out, "AWSAccessKeyId", access_key);
-                element(out, "StringToSign", string_to_sign);
+                let sts = truncated(string_to_sign);
+                element(out, "StringToSign", &sts);
                 element(out, "SignatureProvided", signature_provided);
-                element(out, "StringToSignBytes", &spaced_hex(string_to_sign.as_bytes()));
+                element(out, "StringToSignBytes", &spaced_hex(head(string_to_sign).as_bytes()));
                 if let Some(c) = canonical_request {
-                    element(out, "CanonicalRequest", c);
-                    element(out, "CanonicalRequestBytes", &spaced_hex(c.as_bytes()));
+                    element(out, "CanonicalRequest", &truncated(c));
+                    element(out, "CanonicalRequestBytes", &spaced_hex(head(c).as_bytes()));
                 }
             }
             Self::InvalidAccessKeyId(ak) => element(out, "AWSAccessKeyId", ak),
@@ -139,8 +170,14 @@ impl Error {
             | Self::IncompleteBody(_)
             | Self::InvalidChunkedBody(_)
             | Self::ChunkSignatureDoesNotMatch(_)
+            | Self::MethodNotAllowed(_)
+            | Self::RequestHeaderSectionTooLarge(_)
+            | Self::UriTooLong
+            | Self::InvalidUri
+            | Self::HttpVersionNotSupported
             | Self::OriginUnreachable(_)
-            | Self::OriginTimeout(_) => {}
+            | Self::OriginTimeout(_)
+            | Self::OriginRefused(_) => {}
         }
     }
 
@@ -227,6 +264,28 @@ fn escape_into(out: &mut String, s: &str) {
     }
 }
 
+/// The first [`MAX_ECHO`] bytes of `s` (cut on a char boundary).
+fn head(s: &str) -> &str {
+    if s.len() <= MAX_ECHO {
+        return s;
+    }
+    let mut end = MAX_ECHO;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// [`head`], saying so when it cut something.
+fn truncated(s: &str) -> Cow<'_, str> {
+    let h = head(s);
+    if h.len() == s.len() {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(format!("{h}\n[truncated by the proxy: {} of {} bytes shown]", h.len(), s.len()))
+    }
+}
+
 fn spaced_hex(b: &[u8]) -> String {
     let mut out = String::with_capacity(b.len() * 3);
     for (i, byte) in b.iter().enumerate() {
@@ -258,5 +317,19 @@ mod tests {
         assert!(x.contains("<CanonicalRequest>GET&#10;/</CanonicalRequest>"));
         assert!(x.ends_with("<RequestId>RID</RequestId></Error>"));
         assert_eq!(e.status_and_code(), (StatusCode::FORBIDDEN, "SignatureDoesNotMatch"));
+    }
+
+    #[test]
+    fn echoed_canonical_request_is_bounded() {
+        let huge = "x".repeat(1 << 20);
+        let e = Error::SignatureDoesNotMatch {
+            access_key: "AK".into(),
+            signature_provided: "ab".into(),
+            string_to_sign: huge.clone(),
+            canonical_request: Some(huge),
+        };
+        let x = e.to_xml("RID");
+        assert!(x.len() < 8 * MAX_ECHO + 2048, "error body of {} bytes", x.len());
+        assert!(x.contains(&format!("[truncated by the proxy: {MAX_ECHO} of {} bytes shown]", 1 << 20)));
     }
 }

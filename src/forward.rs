@@ -212,6 +212,9 @@ pin_project_lite::pin_project! {
     #[project = ProxyBodyProj]
     pub enum ProxyBody {
         Origin { #[pin] body: OriginBody },
+        /// The origin's body, of which `prefix` was already read (an error
+        /// body read to find its code): `prefix`, then the rest.
+        Prefixed { prefix: Option<Bytes>, body: Pin<Box<OriginBody>> },
         Local { body: axum::body::Body },
     }
 }
@@ -229,6 +232,10 @@ impl Body for ProxyBody {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.project() {
             ProxyBodyProj::Origin { body } => body.poll_frame(cx),
+            ProxyBodyProj::Prefixed { prefix, body } => match prefix.take() {
+                Some(p) => Poll::Ready(Some(Ok(Frame::data(p)))),
+                None => body.as_mut().poll_frame(cx),
+            },
             ProxyBodyProj::Local { body } => Pin::new(body).poll_frame(cx).map_err(Into::into),
         }
     }
@@ -236,6 +243,7 @@ impl Body for ProxyBody {
     fn is_end_stream(&self) -> bool {
         match self {
             Self::Origin { body } => body.is_end_stream(),
+            Self::Prefixed { prefix, body } => prefix.is_none() && body.is_end_stream(),
             Self::Local { body } => body.is_end_stream(),
         }
     }
@@ -243,6 +251,16 @@ impl Body for ProxyBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             Self::Origin { body } => body.size_hint(),
+            Self::Prefixed { prefix, body } => {
+                let n = prefix.as_ref().map_or(0, |p| p.len() as u64);
+                let rest = body.size_hint();
+                let mut hint = SizeHint::new();
+                hint.set_lower(rest.lower() + n);
+                if let Some(u) = rest.upper() {
+                    hint.set_upper(u + n);
+                }
+                hint
+            }
             Self::Local { body } => body.size_hint(),
         }
     }

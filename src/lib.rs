@@ -30,6 +30,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod forward;
+pub mod intake;
 pub mod resign;
 pub mod server;
 pub mod sigv2;
@@ -156,7 +157,12 @@ where
     let len = content_length(&parts.headers);
     let has_body = len.is_some_and(|l| l > 0) || parts.headers.contains_key(header::TRANSFER_ENCODING);
     let body = has_body.then(|| SharedBody::new(Body::new(body), Failure::default()));
-    let result = proxy(&state, &parts, len, body.clone()).await;
+    // Refused before any signature is looked at: not an S3 method, over a
+    // limit, or ambiguous.
+    let result = match intake::check_method(&parts.method).and_then(|()| intake::check(&parts.uri, &parts.headers)) {
+        Ok(()) => proxy(&state, &parts, len, body.clone()).await,
+        Err(e) => Err((e, false)),
+    };
     let mut resp = match result {
         Ok(r) => r,
         Err((e, body_started)) => {
@@ -207,7 +213,7 @@ async fn proxy(
                     Box::pin(ChunkErrors::new(chunk_rewriter(&verified, &out, &parts.headers, body), failure))
                 }
                 PayloadHash::StreamingEcdsa => {
-                    return Err((Error::NotImplemented("SigV4a streaming payloads are not supported".into()), false));
+                    return Err((Error::InvalidArgument("SigV4a streaming payloads are not supported".into()), false));
                 }
             };
             OutBody::new(stream, len, Progress::new())
@@ -217,7 +223,74 @@ async fn proxy(
     let resp = state.0.forwarder.send(out, out_body, failure.as_ref()).await.map_err(|e| (e, has_body))?;
     let (mut rparts, rbody) = resp.into_parts();
     forward::strip_hop_by_hop(&mut rparts.headers);
-    Ok(Response::from_parts(rparts, ProxyBody::Origin { body: rbody }))
+    let body = screen_origin_error(&rparts, rbody, parts.method == Method::HEAD).await.map_err(|e| (e, has_body))?;
+    Ok(Response::from_parts(rparts, body))
+}
+
+/// Origin error codes that are about the proxy's own signature or
+/// credentials, never the client's: the client must not see them, since
+/// such a body (AWS S3's) carries the origin key id, the proxy's canonical
+/// request and string to sign.
+const ORIGIN_AUTH_CODES: [&str; 10] = [
+    "SignatureDoesNotMatch",
+    "InvalidAccessKeyId",
+    "AuthorizationHeaderMalformed",
+    "AuthorizationQueryParametersError",
+    "RequestTimeTooSkewed",
+    "InvalidToken",
+    "ExpiredToken",
+    "TokenRefreshRequired",
+    "InvalidSecurity",
+    "MissingSecurityHeader",
+];
+
+/// How much of an origin 400/401/403 body is read to find its code.
+const ORIGIN_ERROR_PEEK: usize = 64 << 10;
+
+/// An origin auth error (one of [`ORIGIN_AUTH_CODES`]) becomes the proxy's
+/// own [`Error::OriginRefused`], its body logged at debug; every other
+/// response streams through as it came (a 4xx body read to find its code is
+/// sent first, then the rest).
+async fn screen_origin_error(
+    parts: &http::response::Parts,
+    body: forward::OriginBody,
+    head: bool,
+) -> Result<ProxyBody, Error> {
+    use http_body_util::BodyExt;
+    if head || !matches!(parts.status.as_u16(), 400 | 401 | 403) {
+        return Ok(ProxyBody::Origin { body });
+    }
+    // Boxed to be read here and moved on after: only 4xx bodies pay for it.
+    let mut body = Box::pin(body);
+    let mut seen = bytes::BytesMut::new();
+    let complete = loop {
+        if seen.len() > ORIGIN_ERROR_PEEK {
+            break false;
+        }
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    seen.extend_from_slice(&data);
+                }
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "origin error body failed");
+                return Err(Error::OriginUnreachable("The connection to the origin failed".into()));
+            }
+            None => break true,
+        }
+    };
+    let text = String::from_utf8_lossy(&seen);
+    let code = text.split_once("<Code>").and_then(|(_, rest)| rest.split_once("</Code>")).map(|(c, _)| c.trim());
+    if let Some(code) = code.filter(|c| ORIGIN_AUTH_CODES.contains(c)) {
+        tracing::warn!(status = parts.status.as_u16(), code, "the origin refused the proxy's signature");
+        tracing::debug!(origin_body = %text, "origin auth error body");
+        return Err(Error::OriginRefused(
+            "The origin refused the proxy's signature or credentials; the proxy's log has the details".into(),
+        ));
+    }
+    let prefix = seen.freeze();
+    Ok(if complete { ProxyBody::from(Body::from(prefix)) } else { ProxyBody::Prefixed { prefix: Some(prefix), body } })
 }
 
 /// The aws-chunked codec for the request's mode: signed chunks are verified on
@@ -242,13 +315,18 @@ fn chunk_rewriter(
         .chunk_seed
         .as_ref()
         .map(|c| chunked::ChunkChain::new(*c.signing_key.as_bytes(), c.amz_date.as_str(), &c.scope, &c.seed_signature));
-    let decoded =
-        headers.get("x-amz-decoded-content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let decoded = headers.get("x-amz-decoded-content-length").and_then(|v| sigv4::number::parse_decimal(v.as_bytes()));
+    // Only the trailers the client declared (and signed, in `x-amz-trailer`).
+    let declared = headers
+        .get("x-amz-trailer")
+        .map(|v| v.as_bytes().split(|&b| b == b',').map(|n| n.trim_ascii().to_ascii_lowercase()).collect())
+        .unwrap_or_default();
     chunked::AwsChunkedRewriter::new(body, mode, client, origin, decoded, chunked::Limits::default())
+        .with_declared_trailers(declared)
 }
 
 fn content_length(h: &HeaderMap) -> Option<u64> {
-    h.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+    sigv4::number::parse_decimal(h.get(header::CONTENT_LENGTH)?.as_bytes())
 }
 
 /// A client that sends its body without waiting for `100 Continue` (or after

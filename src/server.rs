@@ -33,6 +33,13 @@ use crate::AppState;
 const MAX_BUF: usize = 256 << 10;
 /// A client must send a complete request head within this time (slowloris).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// hyper's own header count limit, set above the proxy's (`intake`), so that
+/// the proxy's limit answers with S3 XML and hyper's only with bytes that are
+/// not a sane HTTP/1.1 request at all.
+const HYPER_MAX_HEADERS: usize = 4 * crate::intake::MAX_HEADERS;
+/// The HTTP/2 connection preface (RFC 9113 §3.4), which a prior-knowledge
+/// h2c client sends first.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Open connections of one worker; the guard gives its slot back on drop.
 struct Load(Arc<AtomicUsize>);
@@ -47,22 +54,63 @@ impl Drop for Load {
 fn spawn_connection(tcp: TcpStream, state: &AppState, graceful: &GracefulShutdown, load: Option<Load>) {
     let _ = tcp.set_nodelay(true);
     let state = state.clone();
-    let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        let state = state.clone();
-        async move { Ok::<_, Infallible>(crate::handle(state, req).await) }
-    });
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size(MAX_BUF)
-        .serve_connection(TokioIo::new(tcp), svc);
-    let conn = graceful.watch(conn);
+    let watcher = graceful.watcher();
     tokio::spawn(async move {
         let _load = load;
-        if let Err(e) = conn.await {
+        // This proxy speaks HTTP/1.1 only: an HTTP/2 prior-knowledge client
+        // gets an HTTP/1.1 answer that says so, not a silent close.
+        let mut tcp = tcp;
+        if let Ok(Ok(true)) = tokio::time::timeout(HEADER_READ_TIMEOUT, starts_with_h2_preface(&tcp)).await {
+            refuse_h2(&mut tcp).await;
+            return;
+        }
+        let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let state = state.clone();
+            async move { Ok::<_, Infallible>(crate::handle(state, req).await) }
+        });
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_buf_size(MAX_BUF)
+            .max_headers(HYPER_MAX_HEADERS)
+            // A client that pipelines requests and then shuts down its
+            // sending side still gets every response.
+            .half_close(true)
+            .serve_connection(TokioIo::new(tcp), svc);
+        if let Err(e) = watcher.watch(conn).await {
             tracing::debug!(error = %e, "client connection ended with an error");
         }
     });
+}
+
+/// Peeks (without consuming) at the first bytes: do they start the HTTP/2
+/// preface? Decides as soon as a byte differs, so an HTTP/1.1 request costs
+/// one peek.
+async fn starts_with_h2_preface(tcp: &TcpStream) -> io::Result<bool> {
+    let mut buf = [0u8; H2_PREFACE.len()];
+    loop {
+        let n = tcp.peek(&mut buf).await?;
+        if n == 0 || buf[..n] != H2_PREFACE[..n] {
+            return Ok(false);
+        }
+        if n == H2_PREFACE.len() {
+            return Ok(true);
+        }
+        // A prefix of the preface so far: wait for more.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn refuse_h2(tcp: &mut TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let body = crate::error::Error::HttpVersionNotSupported.to_xml("0");
+    let head = format!(
+        "HTTP/1.1 505 HTTP Version Not Supported\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = tcp.write_all(head.as_bytes()).await;
+    let _ = tcp.write_all(body.as_bytes()).await;
+    let _ = tcp.shutdown().await;
 }
 
 /// Accepts until `shutdown`, passing each connection to `dispatch`. Accept

@@ -118,10 +118,10 @@ pub fn parse_presigned(query_pairs: &[(String, String)]) -> Result<Option<Presig
     let access_key = need(found[0], NAMES[0])?;
     let expires = need(found[1], NAMES[1])?;
     let signature = need(found[2], NAMES[2])?;
-    if !expires.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(V2Error::InvalidExpires);
-    }
-    let expires = expires.parse::<i64>().map_err(|_| V2Error::InvalidExpires)?;
+    // One spelling per number: no sign, no leading zeros.
+    let expires = crate::sigv4::number::parse_decimal(expires.as_bytes())
+        .and_then(|e| i64::try_from(e).ok())
+        .ok_or(V2Error::InvalidExpires)?;
     let signature =
         if signature.contains(' ') { Cow::Owned(signature.replace(' ', "+")) } else { Cow::Borrowed(signature) };
     Ok(Some(PresignedV2 { access_key, expires, signature }))
@@ -303,7 +303,8 @@ pub fn check_expires(expires: i64, now_unix: i64) -> Result<(), V2Error> {
 /// must parse and be within `max_skew_secs` of `now_unix` (S3 uses 900).
 pub fn check_header_time(headers: &[(String, String)], now_unix: i64, max_skew_secs: i64) -> Result<(), V2Error> {
     let raw = header(headers, "x-amz-date").or_else(|| header(headers, "date")).ok_or(V2Error::MissingDate)?;
-    let t = parse_http_date(raw).ok_or(V2Error::InvalidDate)?;
+    // A date before 1970 is not a valid date here (S3: AccessDenied), not a skewed one.
+    let t = parse_http_date(raw).filter(|t| *t >= 0).ok_or(V2Error::InvalidDate)?;
     if t.abs_diff(now_unix) > max_skew_secs.unsigned_abs() {
         return Err(V2Error::RequestTimeTooSkewed);
     }

@@ -7,11 +7,13 @@
 
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderName, Method, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use crate::error::Error;
+use crate::forward::is_hop_by_hop;
+use crate::intake::repeated;
 use crate::sigv2;
 use crate::sigv4::auth::PRESIGNED_AUTH_PARAMS;
 use crate::sigv4::canonical::{Scope, header_pairs, push_canonical_request, sign_canonical_request};
@@ -66,6 +68,9 @@ pub struct VerifiedRequest {
     ends: [usize; 3],
     payload: PayloadHash,
     chunk_seed: Option<ClientChunkSeed>,
+    /// `x-amz-*` parameters of a presigned URL, which S3 applies as the
+    /// request headers of the same names: forwarded (and signed) as headers.
+    hoisted: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// [`VerifiedRequest`] without its signed headers (known once the signature is checked).
@@ -109,7 +114,7 @@ impl Parts {
     ) -> VerifiedRequest {
         self.text.truncate(self.ends[2]);
         self.text.push_str(signed_headers);
-        VerifiedRequest { kind, parts: self.text, ends: self.ends, payload, chunk_seed }
+        VerifiedRequest { kind, parts: self.text, ends: self.ends, payload, chunk_seed, hoisted: Vec::new() }
     }
 }
 
@@ -137,6 +142,10 @@ impl VerifiedRequest {
     }
     pub fn chunk_seed(&self) -> Option<&ClientChunkSeed> {
         self.chunk_seed.as_ref()
+    }
+    /// Signed `x-amz-*` query parameters of a presigned URL, as headers.
+    pub fn hoisted(&self) -> &[(HeaderName, HeaderValue)] {
+        &self.hoisted
     }
 }
 
@@ -174,9 +183,7 @@ pub fn verify(
         return if authz.starts_with("AWS4-HMAC-SHA256") {
             verify_header(method, uri, headers, &query, authz, ctx)
         } else if authz.starts_with("AWS4-ECDSA-P256-SHA256") {
-            Err(Error::NotImplemented(
-                "SigV4a (AWS4-ECDSA-P256-SHA256) signatures are not supported by this proxy".into(),
-            ))
+            Err(Error::AuthorizationHeaderMalformed(SIGV4A.into()))
         } else if authz.starts_with("AWS ") {
             verify_v2(method, uri, headers, &query, V2Auth::Header(authz), ctx)
         } else {
@@ -191,6 +198,58 @@ pub fn verify(
     }
     Err(Error::AccessDenied("Anonymous access is not allowed through this proxy; sign the request".into()))
 }
+
+/// SigV4a is refused as the client's error (4xx), naming the algorithm: no
+/// client in this proxy's audience signs with it for a custom endpoint (the
+/// SDKs use it only for Multi-Region Access Points).
+const SIGV4A: &str =
+    "The algorithm AWS4-ECDSA-P256-SHA256 (SigV4a) is not supported by this proxy; sign with AWS4-HMAC-SHA256 (SigV4)";
+
+/// Checks over the names the client signed, for every kind of authentication:
+/// each is present once (two values of a signed header are an ambiguity), and
+/// `Connection` names none that would reach the origin (it would be dropped
+/// in transit, unpinning what the signer pinned).
+fn check_signed_names(
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    names: &[&str],
+    malformed: fn(Msg) -> Error,
+) -> Result<(), Error> {
+    for &n in names {
+        let mut values = headers.get_all(n).iter();
+        // HTTP/2 carries the host as the URI's authority, not a header.
+        if n == "host" && !headers.contains_key(header::HOST) && uri.authority().is_some() {
+            continue;
+        }
+        match (values.next(), values.next()) {
+            (None, _) => {
+                return Err(malformed(format!("SignedHeaders names {n}, which the request does not have").into()));
+            }
+            (Some(_), Some(_)) => return Err(repeated(n)),
+            (Some(_), None) => {}
+        }
+    }
+    check_connection(headers, |n| names.contains(&n))
+}
+
+/// Refuses a `Connection` header that names a signed header other than a
+/// true hop-by-hop one.
+fn check_connection(headers: &HeaderMap, signed: impl Fn(&str) -> bool) -> Result<(), Error> {
+    for v in headers.get_all(header::CONNECTION) {
+        for token in v.as_bytes().split(|&b| b == b',') {
+            let token = String::from_utf8_lossy(token.trim_ascii()).to_ascii_lowercase();
+            if signed(&token) && !is_hop_by_hop(&token) && token != "expect" {
+                return Err(Error::InvalidArgument(
+                    format!("The Connection header names {token}, a signed header, which would be removed in transit")
+                        .into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+type Msg = std::borrow::Cow<'static, str>;
 
 fn check_access_key(cred: &Credential<'_>, ctx: &VerifyContext<'_>) -> Result<(), Error> {
     // Whole-key match; the key is not secret, so a plain comparison is fine.
@@ -328,6 +387,7 @@ fn verify_header(
         Error::InvalidArgument("x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-…, or a SHA256 value".into())
     })?;
     unsigned_amz_headers(headers, names)?;
+    check_signed_names(uri, headers, names, Error::AuthorizationHeaderMalformed)?;
 
     let parts = Parts::new(uri.path(), uri.query().unwrap_or(""), query, |_| false, auth.signed_headers.as_str().len());
     let key = check_signature(
@@ -363,22 +423,23 @@ fn verify_header(
 /// Request-level checks on the payload mode, before any body byte is read.
 fn check_payload(method: &Method, headers: &HeaderMap, payload: PayloadHash) -> Result<(), Error> {
     let has_length = headers.contains_key(header::CONTENT_LENGTH);
+    let zero_length = headers.get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0");
     let chunked_te = headers
         .get_all(header::TRANSFER_ENCODING)
         .iter()
         .any(|v| v.to_str().is_ok_and(|s| s.to_ascii_lowercase().contains("chunked")));
     match payload {
-        PayloadHash::StreamingEcdsa => Err(Error::NotImplemented(
+        PayloadHash::StreamingEcdsa => Err(Error::InvalidArgument(
             "SigV4a streaming payloads (STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD) are not supported by this proxy"
                 .into(),
         )),
         PayloadHash::StreamingSigned | PayloadHash::StreamingSignedTrailer | PayloadHash::StreamingUnsignedTrailer => {
             let decoded = headers.get(X_AMZ_DECODED_CONTENT_LENGTH).and_then(|v| v.to_str().ok());
-            match decoded.map(str::parse::<u64>) {
+            match decoded.map(|d| crate::sigv4::number::parse_decimal(d.as_bytes())) {
                 None => Err(Error::MissingContentLength),
-                Some(Err(_)) => Err(Error::InvalidArgument("x-amz-decoded-content-length must be a number".into())),
-                Some(Ok(_)) if !has_length && !chunked_te => Err(Error::MissingContentLength),
-                Some(Ok(_)) => Ok(()),
+                Some(None) => Err(Error::InvalidArgument("x-amz-decoded-content-length must be a number".into())),
+                Some(Some(_)) if !has_length && !chunked_te => Err(Error::MissingContentLength),
+                Some(Some(_)) => Ok(()),
             }
         }
         PayloadHash::Unsigned | PayloadHash::Sha256(_) => {
@@ -386,11 +447,12 @@ fn check_payload(method: &Method, headers: &HeaderMap, payload: PayloadHash) -> 
                 return Err(Error::MissingContentLength);
             }
             if let PayloadHash::Sha256(h) = payload
-                && !has_length
+                && (!has_length || zero_length)
                 && !chunked_te
                 && h != EMPTY_SHA256_BYTES
             {
-                // No body at all, yet a non-empty hash was signed.
+                // No body at all (none, or `Content-Length: 0`), yet a
+                // non-empty hash was signed: there is no body to check it on.
                 return Err(Error::XAmzContentSHA256Mismatch {
                     client_computed: hex::encode(h),
                     s3_computed: EMPTY_SHA256.into(),
@@ -410,9 +472,15 @@ fn verify_presigned(
 ) -> Result<VerifiedRequest, Error> {
     let alg = query.get("X-Amz-Algorithm");
     if alg == Some("AWS4-ECDSA-P256-SHA256") {
-        return Err(Error::NotImplemented(
-            "SigV4a (AWS4-ECDSA-P256-SHA256) presigned URLs are not supported by this proxy".into(),
-        ));
+        return Err(Error::AuthorizationQueryParametersError(SIGV4A.into()));
+    }
+    // Each authentication parameter once: `Query::get` would read the first.
+    for name in PRESIGNED_AUTH_PARAMS.iter().chain([&X_AMZ_CONTENT_SHA256_PARAM]) {
+        if query.iter().filter(|p| &*p.key == name.as_bytes()).nth(1).is_some() {
+            return Err(Error::AuthorizationQueryParametersError(
+                format!("The query parameter {name} appears more than once").into(),
+            ));
+        }
     }
     let p = PresignedV4::parse(|n| query.get(n)).map_err(|m| Error::AuthorizationQueryParametersError(m.into()))?;
     let cred = p.credential;
@@ -445,13 +513,18 @@ fn verify_presigned(
         return Err(Error::AuthorizationQueryParametersError("X-Amz-SignedHeaders must include host".into()));
     }
     unsigned_amz_headers(headers, names)?;
+    check_signed_names(uri, headers, names, Error::AuthorizationQueryParametersError)?;
     let payload_text = p.content_sha256.unwrap_or(UNSIGNED_PAYLOAD);
-    let payload = PayloadHash::parse(payload_text).ok_or_else(|| {
-        Error::AuthorizationQueryParametersError(
-            "X-Amz-Content-Sha256 must be UNSIGNED-PAYLOAD or a SHA256 value".into(),
-        )
-    })?;
-    let is_auth = |k: &[u8]| k.starts_with(b"X-Amz-") && PRESIGNED_AUTH_PARAMS.iter().any(|a| a.as_bytes() == k);
+    let payload = presigned_payload(payload_text, headers, names)?;
+    let hoisted = hoisted_headers(query, headers)?;
+    // Not forwarded: the authentication parameters (the origin request is
+    // header-signed, with its own x-amz-content-sha256), and the hoisted
+    // `x-amz-*` ones, which travel as headers.
+    let is_auth = |k: &[u8]| {
+        (k.starts_with(b"X-Amz-") && (PRESIGNED_AUTH_PARAMS.iter().any(|a| a.as_bytes() == k)))
+            || k == X_AMZ_CONTENT_SHA256_PARAM.as_bytes()
+            || is_hoistable(k)
+    };
     let parts = Parts::new(uri.path(), uri.query().unwrap_or(""), query, is_auth, p.signed_headers.as_str().len());
     check_signature(
         method,
@@ -467,18 +540,82 @@ fn verify_presigned(
         p.signature,
         ctx,
     )?;
-    match payload {
-        PayloadHash::Unsigned | PayloadHash::Sha256(_) => check_payload(method, headers, payload)?,
-        PayloadHash::StreamingSigned
-        | PayloadHash::StreamingSignedTrailer
-        | PayloadHash::StreamingUnsignedTrailer
-        | PayloadHash::StreamingEcdsa => {
-            return Err(Error::AuthorizationQueryParametersError(
-                "a presigned URL cannot carry a STREAMING-* payload".into(),
-            ));
-        }
+    check_payload(method, headers, payload)?;
+    let mut v = parts.verified(AuthKind::PresignedV4, p.signed_headers.as_str(), payload, None);
+    v.hoisted = hoisted;
+    Ok(v)
+}
+
+const X_AMZ_CONTENT_SHA256_PARAM: &str = "X-Amz-Content-Sha256";
+
+/// The body hash a presigned request is held to: a hex `x-amz-content-sha256`
+/// header the client signed, or a hex `X-Amz-Content-Sha256` in the URL (the
+/// signed canonical request carries the latter as its payload line). Both
+/// present and different is an ambiguity. Neither: UNSIGNED-PAYLOAD.
+fn presigned_payload(query_text: &str, headers: &HeaderMap, names: &[&str]) -> Result<PayloadHash, Error> {
+    let plain = |p: PayloadHash| matches!(p, PayloadHash::Unsigned | PayloadHash::Sha256(_));
+    let bad = |what: &str| {
+        Error::AuthorizationQueryParametersError(
+            format!("{what} must be UNSIGNED-PAYLOAD or a SHA256 value in a presigned request").into(),
+        )
+    };
+    let from_query = PayloadHash::parse(query_text).filter(|p| plain(*p)).ok_or_else(|| bad("X-Amz-Content-Sha256"))?;
+    let from_header = match headers.get(X_AMZ_CONTENT_SHA256) {
+        Some(v) if names.contains(&"x-amz-content-sha256") => Some(
+            v.to_str()
+                .ok()
+                .and_then(PayloadHash::parse)
+                .filter(|p| plain(*p))
+                .ok_or_else(|| bad("x-amz-content-sha256"))?,
+        ),
+        _ => None,
+    };
+    match from_header {
+        Some(h) if h != from_query && from_query != PayloadHash::Unsigned => Err(Error::InvalidArgument(
+            "The x-amz-content-sha256 header and the X-Amz-Content-Sha256 parameter disagree".into(),
+        )),
+        Some(h) => Ok(h),
+        None => Ok(from_query),
     }
-    Ok(parts.verified(AuthKind::PresignedV4, p.signed_headers.as_str(), payload, None))
+}
+
+/// Is this query key an `x-amz-*` header hoisted into a presigned URL (by the
+/// JS presigner, botocore, the Go SDK) rather than one of the URL's own
+/// authentication parameters?
+fn is_hoistable(k: &[u8]) -> bool {
+    k.len() > 6
+        && k[..6].eq_ignore_ascii_case(b"x-amz-")
+        && !PRESIGNED_AUTH_PARAMS.iter().chain([&X_AMZ_CONTENT_SHA256_PARAM]).any(|a| a.as_bytes() == k)
+}
+
+/// S3 applies the `x-amz-*` query parameters of a presigned request as the
+/// request headers of the same names (a checksum, SSE settings, the ACL,
+/// metadata): they are the signer's constraints, so the origin must get them
+/// where it looks for them, as signed headers. Refused: one that is also sent
+/// as a header, sent twice, spelled like an authentication parameter in
+/// another case, or not a valid header value.
+fn hoisted_headers(query: &Query<'_>, headers: &HeaderMap) -> Result<Vec<(HeaderName, HeaderValue)>, Error> {
+    let mut out: Vec<(HeaderName, HeaderValue)> = Vec::new();
+    for p in query.iter().filter(|p| is_hoistable(&p.key)) {
+        let lower = p.key.to_ascii_lowercase();
+        let bad = |why: &str| {
+            Error::InvalidArgument(format!("The query parameter {} {why}", String::from_utf8_lossy(&p.key)).into())
+        };
+        let reserved = PRESIGNED_AUTH_PARAMS.iter().chain([&X_AMZ_CONTENT_SHA256_PARAM]);
+        if reserved.map(|a| a.to_ascii_lowercase()).any(|a| a.as_bytes() == lower) {
+            return Err(bad("is an authentication parameter spelled in another case"));
+        }
+        let name = HeaderName::from_bytes(&lower).map_err(|_| bad("is not a valid header name"))?;
+        let value = HeaderValue::from_bytes(&p.value).map_err(|_| bad("is not a valid header value"))?;
+        if headers.contains_key(&name) {
+            return Err(bad("is also sent as a header"));
+        }
+        if out.iter().any(|(n, _)| *n == name) {
+            return Err(repeated(name.as_str()));
+        }
+        out.push((name, value));
+    }
+    Ok(out)
 }
 
 enum V2Auth<'a> {
@@ -514,9 +651,36 @@ fn v2_error(e: sigv2::V2Error, ctx: &VerifyContext<'_>, request_time: Option<&st
     }
 }
 
+/// Query parameters that a SigV2 signature leaves unsigned and that only
+/// shape a listing (plus `x-id`, which boto3 adds unsigned to its SigV2
+/// presigned URLs). With the signed sub-resources, these are all a V2 request
+/// may carry: anything else would reach the origin signed by the proxy
+/// without the client's signature covering it.
+#[rustfmt::skip]
+const V2_UNSIGNED_PARAMS: [&str; 16] = [
+    "prefix", "delimiter", "marker", "max-keys", "encoding-type", "list-type", "continuation-token",
+    "start-after", "fetch-owner", "key-marker", "upload-id-marker", "version-id-marker", "max-uploads",
+    "max-parts", "part-number-marker", "x-id",
+];
+
+/// The longest a SigV2 presigned URL may live: 7 days, as for SigV4.
+const V2_MAX_EXPIRES: i64 = 604_800;
+
+/// Is this header among those a SigV2 signature covers?
+fn v2_signed(name: &str) -> bool {
+    matches!(name, "content-md5" | "content-type" | "date") || name.starts_with("x-amz-")
+}
+
 /// Signature Version 2, header or query. Forwarded as SigV4 like any other
 /// request: the origin's signed headers are those V2 covers (Content-MD5,
-/// Content-Type, `x-amz-*`), and the payload is UNSIGNED-PAYLOAD.
+/// Content-Type, `x-amz-*`), the query is the signed sub-resources and the
+/// listing parameters V2 leaves unsigned, and the payload is UNSIGNED-PAYLOAD
+/// unless the client signed a hex `x-amz-content-sha256`, which is then
+/// checked on the body.
+///
+/// Bytes that are not UTF-8, in the query or in a header V2 signs, are
+/// refused: the V2 string to sign is text, and a lossy decode would let two
+/// different requests share one signature.
 ///
 /// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/RESTAuthentication.html>
 fn verify_v2(
@@ -527,14 +691,22 @@ fn verify_v2(
     auth: V2Auth<'_>,
     ctx: &VerifyContext<'_>,
 ) -> Result<VerifiedRequest, Error> {
-    let pairs: Vec<(String, String)> = query
-        .iter()
-        .map(|p| (String::from_utf8_lossy(&p.key).into_owned(), String::from_utf8_lossy(&p.value).into_owned()))
-        .collect();
-    let hdrs: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-        .collect();
+    let not_utf8 = |what: &str| Error::InvalidArgument(format!("{what} is not valid UTF-8").into());
+    let mut pairs: Vec<(String, String)> = Vec::with_capacity(query.iter().count());
+    for p in query.iter() {
+        let k = std::str::from_utf8(&p.key).map_err(|_| not_utf8("A query parameter name"))?;
+        let v = std::str::from_utf8(&p.value).map_err(|_| not_utf8("A query parameter value"))?;
+        pairs.push((k.to_owned(), v.to_owned()));
+    }
+    let mut hdrs: Vec<(String, String)> = Vec::new();
+    for (k, v) in headers.iter().filter(|(k, _)| v2_signed(k.as_str())) {
+        let v = std::str::from_utf8(v.as_bytes()).map_err(|_| not_utf8(&format!("The {k} header")))?;
+        if hdrs.iter().any(|(n, _)| n == k.as_str()) {
+            return Err(repeated(k.as_str()));
+        }
+        hdrs.push((k.as_str().to_owned(), v.to_owned()));
+    }
+    check_connection(headers, v2_signed)?;
     let now = ctx.now.unix_timestamp();
     let (kind, access_key, signature, date_line) = match auth {
         V2Auth::Header(h) => {
@@ -555,9 +727,27 @@ fn verify_v2(
                 .map_err(|e| v2_error(e, ctx, None))?
                 .ok_or_else(|| v2_error(sigv2::V2Error::MissingQueryParameter("AWSAccessKeyId"), ctx, None))?;
             sigv2::check_expires(p.expires, now).map_err(|e| v2_error(e, ctx, None))?;
+            if p.expires - now > V2_MAX_EXPIRES {
+                return Err(Error::AuthorizationQueryParametersError(
+                    "Expires must be at most 604800 seconds (7 days) from now".into(),
+                ));
+            }
             (AuthKind::PresignedV2, p.access_key, p.signature, sigv2::DateLine::Expires(p.expires))
         }
     };
+    // Only what the signature covers, and what V2 leaves unsigned by design.
+    let is_auth = |k: &[u8]| matches!(kind, AuthKind::PresignedV2) && V2_AUTH_PARAMS.iter().any(|a| a.as_bytes() == k);
+    for (k, _) in &pairs {
+        let allowed = is_auth(k.as_bytes())
+            || sigv2::SUB_RESOURCES.binary_search(&k.as_str()).is_ok()
+            || V2_UNSIGNED_PARAMS.contains(&k.as_str());
+        if !allowed {
+            return Err(Error::InvalidArgument(
+                format!("The query parameter {k} is not covered by a SigV2 signature; sign the request with SigV4")
+                    .into(),
+            ));
+        }
+    }
     if access_key != ctx.access_key {
         return Err(Error::InvalidAccessKeyId(access_key.to_owned()));
     }
@@ -580,7 +770,18 @@ fn verify_v2(
             canonical_request: None,
         });
     }
-    check_payload(method, headers, PayloadHash::Unsigned)?;
+    let payload = match headers.get(X_AMZ_CONTENT_SHA256) {
+        None => PayloadHash::Unsigned,
+        Some(v) => match v.to_str().ok().and_then(PayloadHash::parse) {
+            Some(p @ (PayloadHash::Unsigned | PayloadHash::Sha256(_))) => p,
+            _ => {
+                return Err(Error::InvalidArgument(
+                    "With SigV2, x-amz-content-sha256 must be UNSIGNED-PAYLOAD or a SHA256 value".into(),
+                ));
+            }
+        },
+    };
+    check_payload(method, headers, payload)?;
     let mut signed: Vec<&str> = headers
         .keys()
         .map(http::HeaderName::as_str)
@@ -589,7 +790,6 @@ fn verify_v2(
     signed.push("host");
     signed.sort_unstable();
     signed.dedup();
-    let is_auth = |k: &[u8]| matches!(kind, AuthKind::PresignedV2) && V2_AUTH_PARAMS.iter().any(|a| a.as_bytes() == k);
     let parts = Parts::new(uri.path(), uri.query().unwrap_or(""), query, is_auth, 0);
-    Ok(parts.verified(kind, &signed.join(";"), PayloadHash::Unsigned, None))
+    Ok(parts.verified(kind, &signed.join(";"), payload, None))
 }

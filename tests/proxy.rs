@@ -223,10 +223,11 @@ async fn unknown_key_skew_expiry_and_unsigned_amz_header_each_get_their_error() 
     assert_eq!(r.status, 400);
     assert!(r.body_str().contains("<Code>AuthorizationHeaderMalformed</Code>"), "{}", r.body_str());
 
-    // SigV4a is not implemented, clearly.
+    // SigV4a is refused as the client's error, naming the algorithm.
     let r = raw_get(h.proxy_addr, "/bkt", &[], &[("authorization", "AWS4-ECDSA-P256-SHA256 Credential=x")]).await;
-    assert_eq!(r.status, 501);
-    assert!(r.body_str().contains("<Code>NotImplemented</Code>"));
+    assert_eq!(r.status, 400);
+    assert!(r.body_str().contains("<Code>AuthorizationHeaderMalformed</Code>"));
+    assert!(r.body_str().contains("AWS4-ECDSA-P256-SHA256"));
 }
 
 async fn raw_get(

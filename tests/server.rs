@@ -106,3 +106,35 @@ fn multi_worker_server_proxies_and_shuts_down_gracefully() {
     joined.expect("no panic").expect("serve returns Ok");
     assert!(std::net::TcpStream::connect(addr).is_err(), "the listener is closed");
 }
+
+/// A client that pipelines two requests and then shuts down its sending side
+/// still gets both responses (hyper's half-close); an HTTP/2 prior-knowledge
+/// client gets an HTTP/1.1 answer that says why, not a silent close.
+#[tokio::test]
+async fn pipelined_half_close_and_http2_preface() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = Harness::start().await;
+    h.client().create_bucket().bucket("pipe").send().await.unwrap();
+    let host = h.proxy_addr.to_string();
+    let mut raw = String::new();
+    for _ in 0..2 {
+        let hs = sign_headers("GET", &host, "/pipe", &[], "UNSIGNED-PAYLOAD", CAK, CSK, std::time::SystemTime::now());
+        raw += &head("GET", "/pipe", &host, &hs);
+    }
+    let mut s = tokio::net::TcpStream::connect(h.proxy_addr).await.unwrap();
+    s.write_all(raw.as_bytes()).await.unwrap();
+    s.shutdown().await.unwrap(); // half-close: nothing more from us
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got)).await.expect("in time").unwrap();
+    let text = String::from_utf8_lossy(&got);
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 2, "{text}");
+    assert_eq!(text.matches("<ListBucketResult").count(), 2, "{text}");
+
+    let mut s = tokio::net::TcpStream::connect(h.proxy_addr).await.unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got)).await.expect("in time").unwrap();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 505 "), "{text}");
+    assert!(text.contains("<Code>HttpVersionNotSupported</Code>"), "{text}");
+}

@@ -119,6 +119,9 @@ fn decode_ref(wire: &[u8]) -> (Vec<u8>, Vec<String>, Vec<u8>) {
     }
 }
 
+/// The trailers the tests' requests declare in `x-amz-trailer`.
+const DECLARED: [&str; 3] = ["x-amz-checksum-crc32", "x-amz-checksum-crc32c", "x-amz-meta-k"];
+
 /// How to run the rewriter.
 #[derive(Clone, Default)]
 struct Cfg {
@@ -151,7 +154,8 @@ impl Cfg {
         cuts.sort_unstable();
         let pieces = cuts.windows(2).map(|w| Ok::<_, Infallible>(Bytes::copy_from_slice(&wire[w[0]..w[1]])));
         let c = self.clone();
-        let mut rw = AwsChunkedRewriter::new(stream::iter(pieces), c.mode, c.client, c.origin, c.decoded, c.limits);
+        let mut rw = AwsChunkedRewriter::new(stream::iter(pieces), c.mode, c.client, c.origin, c.decoded, c.limits)
+            .with_declared_trailers(DECLARED.iter().map(|n| n.as_bytes().to_vec()).collect());
         let mut out = Vec::new();
         while let Some(item) = next(&mut rw) {
             match item {
@@ -228,7 +232,8 @@ fn byte_by_byte_and_zero_copy() {
     // A chunk that arrived in one read is emitted as a slice of that read.
     let input = Bytes::from(v.wire.clone());
     let inner = stream::iter([Ok::<_, Infallible>(input.clone())]);
-    let mut rw = AwsChunkedRewriter::new(inner, c.mode, c.client, c.origin, None, c.limits);
+    let mut rw = AwsChunkedRewriter::new(inner, c.mode, c.client, c.origin, None, c.limits)
+        .with_declared_trailers(DECLARED.iter().map(|n| n.as_bytes().to_vec()).collect());
     let items: Vec<Bytes> = std::iter::from_fn(|| next(&mut rw)).map(Result::unwrap).collect();
     let data = items.iter().find(|b| b.len() == 65536).unwrap();
     assert_eq!(data.as_ptr(), input[88..].as_ptr());
@@ -306,7 +311,7 @@ proptest! {
 #[test]
 fn trailer_wire_forms() {
     let trailers: [(String, String); 2] =
-        [("x-amz-checksum-crc32c".into(), "sOO8/Q==".into()), ("x-amz-meta-a".into(), "b".into())];
+        [("x-amz-checksum-crc32c".into(), "sOO8/Q==".into()), ("x-amz-meta-k".into(), "b".into())];
     for (mode, minio) in
         [(SignedTrailer, false), (SignedTrailer, true), (UnsignedTrailer, false), (UnsignedTrailer, true)]
     {
@@ -343,7 +348,11 @@ fn rejects_bad_framing_and_limits() {
         (&s, header("1000000"), "UnexpectedEof"),    // exactly 16 MiB is fine
         (&u, b"ffffffffffffffffffff\r\n".to_vec(), "ChunkTooLarge"), // u64 overflow
         (&u, cat(b"0\r\nx-amz-meta-a:", &[b'v'; 17000]), "TrailerTooLarge"),
-        (&u, cat(b"0\r\n", &b"a:0123456789\r\n".repeat(1200)), "TrailerTooLarge"),
+        (
+            &u,
+            [&b"0\r\nx-amz-meta-k:"[..], &[b'v'; 16000], b"\r\nx-amz-checksum-crc32:", &[b'v'; 1000], b"\r\n"].concat(),
+            "TrailerTooLarge",
+        ),
         (&u, b"0\r\nno-colon\r\n\r\n".to_vec(), "BadTrailer"),
         (&s, cat(&w[..w.len() - 2], b"x:y\r\n\r\n"), "BadTrailer"), // trailer in Signed mode
         (&s, no_crlf, "BadChunkTerminator"),
@@ -361,7 +370,8 @@ fn rejects_bad_framing_and_limits() {
     // Errors found at the end withhold the final section; length errors withhold the chunk.
     let (out, err) = s.run(&cat(w, b"x"), &[]);
     assert_eq!((out.len(), format!("{err:?}")), (last, "Some(TrailingData)".into()));
-    for (decoded, emitted) in [(66559, 65626), (66561, last)] {
+    // (The CRLF closing the last good chunk is held too: released only with a valid next header.)
+    for (decoded, emitted) in [(66559, 65624), (66561, last - 2)] {
         let (out, err) = cfg(Signed, Some(v.chain.clone()), Some(decoded)).run(w, &[]);
         let want = format!("Some(DecodedLengthMismatch {{ expected: {decoded}, actual: 66560 }})");
         assert_eq!((out.len(), format!("{err:?}")), (emitted, want));
@@ -401,5 +411,47 @@ fn memory_stays_bounded() {
             assert!(held <= 1000 + 100, "{held} bytes held");
         }
         assert_eq!(total, wire.len());
+    }
+}
+
+/// A signed body cut after a data chunk (no final 0-size chunk) never reaches
+/// the origin whole: the CRLF closing the last chunk is held back.
+#[test]
+fn a_body_without_its_final_chunk_is_never_released_whole() {
+    let data = [b'x'; 10];
+    for mode in [Signed, SignedTrailer, UnsignedTrailer] {
+        let mut signer = origin_chain();
+        let signing = (mode != UnsignedTrailer).then_some(&mut signer);
+        let full = encode(&[10, 0], &data, signing, None, false);
+        let cut = full.len() - full.windows(3).rposition(|w| w == b"\r\n0").unwrap() - 2;
+        let wire = &full[..full.len() - cut]; // ends with the data chunk's CRLF
+        assert!(wire.ends_with(b"x\r\n"), "{mode:?}");
+        let (out, err) = cfg(mode, Some(origin_chain()), None).run(wire, &[]);
+        assert!(matches!(err, Some(ChunkError::UnexpectedEof)), "{mode:?}: {err:?}");
+        assert_eq!(out.len(), wire.len() - 2, "{mode:?}: the last CRLF is held");
+    }
+}
+
+#[test]
+fn only_declared_trailers_once_each() {
+    for mode in [SignedTrailer, UnsignedTrailer] {
+        for t in [
+            vec![("x-amz-checksum-sha256".to_string(), "AAAA".to_string())],
+            vec![("x-amz-checksum-crc32".to_string(), "AAAAAA==".to_string()); 2],
+        ] {
+            let mut signer = origin_chain();
+            let signing = (mode == SignedTrailer).then_some(&mut signer);
+            let wire = encode(&[3, 0], b"abc", signing, Some(&t), false);
+            let (_, err) = cfg(mode, Some(origin_chain()), Some(3)).run(&wire, &[]);
+            assert!(matches!(err, Some(ChunkError::BadTrailer)), "{mode:?} {t:?}: {err:?}");
+        }
+    }
+}
+
+#[test]
+fn chunk_sizes_have_one_spelling() {
+    for wire in [&b"03\r\nabc\r\n0\r\n\r\n"[..], b"3\r\nabc\r\n00\r\n\r\n"] {
+        let (_, err) = cfg(UnsignedTrailer, None, Some(3)).run(wire, &[]);
+        assert!(matches!(err, Some(ChunkError::BadChunkHeader)), "{err:?}");
     }
 }

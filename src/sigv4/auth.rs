@@ -118,6 +118,12 @@ fn check_signature(s: &str) -> Result<&str, &'static str> {
 }
 
 const BAD_SIGNED_HEADERS: &str = "SignedHeaders must list lower-case header names separated by ';'";
+const UNSORTED_SIGNED_HEADERS: &str = "SignedHeaders must be sorted, each name once";
+const TOO_MANY_SIGNED_HEADERS: &str = "SignedHeaders lists more than 100 headers";
+
+/// The most names a SignedHeaders list may hold: as many as a request may
+/// have headers. Bounds the canonical request built from it.
+pub const MAX_SIGNED_HEADERS: usize = 100;
 
 /// The bytes of a lower-case header name (RFC 9110 `tchar`, without upper case).
 const NAME_BYTE: [bool; 256] = {
@@ -175,6 +181,20 @@ impl<'a> SignedHeaders<'a> {
         if bad != 0 {
             return Err(BAD_SIGNED_HEADERS);
         }
+        // S3 refuses a list that is not sorted or repeats a name: each repeat
+        // would add all of that header's values to the canonical request again.
+        let mut count = 0usize;
+        let mut prev: Option<&str> = None;
+        for name in split_byte(s, b';') {
+            count += 1;
+            if count > MAX_SIGNED_HEADERS {
+                return Err(TOO_MANY_SIGNED_HEADERS);
+            }
+            if prev.is_some_and(|p| p >= name) {
+                return Err(UNSORTED_SIGNED_HEADERS);
+            }
+            prev = Some(name);
+        }
         Ok(Self(s))
     }
 
@@ -229,10 +249,9 @@ impl<'a> PresignedV4<'a> {
         let date = AmzDate::parse(get("X-Amz-Date").ok_or("X-Amz-Date is missing")?)
             .ok_or("X-Amz-Date must have the form YYYYMMDDTHHMMSSZ")?;
         let expires = get("X-Amz-Expires").ok_or("X-Amz-Expires is missing")?;
-        let expires: u32 = expires
-            .parse()
-            .ok()
+        let expires: u32 = super::number::parse_decimal(expires.as_bytes())
             .filter(|e| (1..=604_800).contains(e))
+            .map(|e| e as u32)
             .ok_or("X-Amz-Expires must be a number of seconds between 1 and 604800")?;
         let signed_headers = SignedHeaders::parse(get("X-Amz-SignedHeaders").ok_or("X-Amz-SignedHeaders is missing")?)?;
         let signature = check_signature(get("X-Amz-Signature").ok_or("X-Amz-Signature is missing")?)?;
@@ -285,7 +304,7 @@ mod tests {
 
     #[test]
     fn signed_headers_syntax() {
-        for ok in ["host", "host;x-amz-date", "a;b;c", "x-!#$%&'*+.^_`|~0"] {
+        for ok in ["host", "host;x-amz-date", "a;b;c", "x-!#$%&'*+.^_`|~0", "a;a-b;b"] {
             let sh = SignedHeaders::parse(ok).unwrap();
             assert_eq!(sh.iter().collect::<Vec<_>>(), ok.split(';').collect::<Vec<_>>());
             assert_eq!(sh.names().as_slice(), ok.split(';').collect::<Vec<_>>());
@@ -293,6 +312,13 @@ mod tests {
         for bad in ["", ";", "host;", ";host", "host;;x", "Host", "ho st", "a:b", "a,b", "é"] {
             assert!(SignedHeaders::parse(bad).is_err(), "{bad}");
         }
+        // Unsorted or repeated: refused, as S3 does.
+        for bad in ["x-amz-date;host", "host;host", "a;b;a", "b;a", "a;a"] {
+            assert_eq!(SignedHeaders::parse(bad), Err(UNSORTED_SIGNED_HEADERS), "{bad}");
+        }
+        let many: Vec<String> = (0..=MAX_SIGNED_HEADERS).map(|i| format!("h{i:03}")).collect();
+        assert_eq!(SignedHeaders::parse(&many.join(";")), Err(TOO_MANY_SIGNED_HEADERS));
+        assert!(SignedHeaders::parse(&many[..MAX_SIGNED_HEADERS].join(";")).is_ok());
         assert_eq!(trim_sp_tab(" \t a b\t "), "a b");
         assert_eq!(trim_sp_tab(" \t "), "");
     }

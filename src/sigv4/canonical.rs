@@ -133,13 +133,14 @@ fn push_trimmed(out: &mut impl Text, value: &[u8]) {
         out.push_ascii(value);
         return;
     }
-    let value = String::from_utf8_lossy(value);
+    // Byte by byte, never through a lossy UTF-8 decode: two different byte
+    // strings must never share one canonical form (S3 signs the bytes sent).
     let mut first = true;
-    for word in value.split([' ', '\t', '\r', '\n']).filter(|w| !w.is_empty()) {
+    for word in value.split(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')).filter(|w| !w.is_empty()) {
         if !first {
             out.push_str(" ");
         }
-        out.push_str(word);
+        out.push_bytes(word);
         first = false;
     }
 }
@@ -421,6 +422,17 @@ mod tests {
             && v.last() != Some(&b' ')
             && v.iter().all(|&b| (0x20..0x7f).contains(&b))
             && !v.windows(2).any(|w| w == b"  ")
+    }
+
+    #[test]
+    fn non_utf8_values_are_signed_as_sent() {
+        // Two byte strings that a lossy decode would both turn into U+FFFD.
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        push_trimmed(&mut a, b" x\xe9 y ");
+        push_trimmed(&mut b, b" x\xff y ");
+        assert_eq!(a, b"x\xe9 y");
+        assert_eq!(b, b"x\xff y");
+        assert_ne!(a, "x\u{fffd} y".as_bytes());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! - [`auth`] — parsers for the `Authorization` header and the presigned query.
 //! - [`date`] — `x-amz-date`.
 //! - [`payload`] — the `x-amz-content-sha256` modes.
+//! - [`number`] — numbers from a client, in their one canonical form.
 //! - [`encode`] — S3 URI encoding (decode once, encode once, never normalize).
 //! - [`canonical`] — [`CanonicalRequest`] and [`StringToSign`].
 //! - [`key`] — signing-key derivation and its per-day cache (keys kept with
@@ -17,6 +18,7 @@ pub mod canonical;
 pub mod date;
 pub mod encode;
 pub mod key;
+pub mod number;
 pub mod payload;
 pub(crate) mod scratch;
 

@@ -84,6 +84,10 @@ pub(crate) trait Text {
     /// Appends `ascii`, which the caller has checked is ASCII (checked again,
     /// where that costs nothing, as it does for bytes).
     fn push_ascii(&mut self, ascii: &[u8]);
+
+    /// Appends raw bytes. A `Vec<u8>` (what is hashed and signed) keeps them
+    /// as they are; a `String` (display only) shows non-UTF-8 as U+FFFD.
+    fn push_bytes(&mut self, bytes: &[u8]);
 }
 
 impl Text for String {
@@ -94,6 +98,10 @@ impl Text for String {
 
     fn push_ascii(&mut self, ascii: &[u8]) {
         String::push_str(self, &String::from_utf8_lossy(ascii));
+    }
+
+    fn push_bytes(&mut self, bytes: &[u8]) {
+        String::push_str(self, &String::from_utf8_lossy(bytes));
     }
 }
 
@@ -107,6 +115,11 @@ impl Text for Vec<u8> {
     fn push_ascii(&mut self, ascii: &[u8]) {
         debug_assert!(ascii.is_ascii());
         self.extend_from_slice(ascii);
+    }
+
+    #[inline]
+    fn push_bytes(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
     }
 }
 

@@ -265,3 +265,63 @@ pub fn sha256_hex(b: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(b))
 }
+
+/// Presigns `method path_and_query` for `host` with the aws-sigv4 crate (an
+/// independent signer): the query already in `path_and_query` and `headers`
+/// are signed too. Returns the path and query to send.
+pub fn presign(
+    method: &str,
+    host: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    expires: Duration,
+    at: SystemTime,
+) -> String {
+    use aws_sigv4::http_request::{
+        PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
+        UriPathNormalizationMode, sign,
+    };
+    let identity = Credentials::new(CAK, CSK, None, None, "test").into();
+    let mut settings = SigningSettings::default();
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(expires);
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("s3")
+        .time(at)
+        .settings(settings)
+        .build()
+        .unwrap()
+        .into();
+    let mut all: Vec<(&str, &str)> = vec![("host", host)];
+    all.extend_from_slice(headers);
+    let uri = format!("http://{host}{path_and_query}");
+    let req = SignableRequest::new(method, uri, all.into_iter(), SignableBody::UnsignedPayload).unwrap();
+    let (instr, _sig) = sign(req, &params).unwrap().into_parts();
+    let (_hs, qs) = instr.into_parts();
+    let mut out = path_and_query.to_string();
+    for (k, v) in qs {
+        out.push(if out.contains('?') { '&' } else { '?' });
+        out.push_str(k);
+        out.push('=');
+        out.push_str(&percent_encoding::utf8_percent_encode(&v, percent_encoding::NON_ALPHANUMERIC).to_string());
+    }
+    out
+}
+
+/// A request head: `method target`, Host, then `headers` in order.
+pub fn head(method: &str, target: &str, host: &str, headers: &[(String, String)]) -> String {
+    let mut h = format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\n");
+    for (k, v) in headers {
+        h += &format!("{k}: {v}\r\n");
+    }
+    h + "\r\n"
+}
+
+/// Owned header pairs.
+pub fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}

@@ -2,7 +2,7 @@
 # End-to-end tests of s3-resign-proxy with real S3 clients against an s3s-fs origin.
 #
 #   tests/e2e/run.sh                 all groups
-#   tests/e2e/run.sh smoke js        only these groups (smoke awscli boto3 s3cmd rclone js minio-go tls)
+#   tests/e2e/run.sh smoke js        only these groups (smoke awscli boto3 s3cmd rclone js minio-go hostile tls)
 #   E2E_DIRECT=1 tests/e2e/run.sh    clients talk straight to s3s-fs with the origin credentials (no proxy)
 #
 # Other knobs: E2E_CACHE (default ~/.cache/s3rp-e2e), E2E_KEEP=1 (keep the scratch dir),
@@ -20,7 +20,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 CACHE=${E2E_CACHE:-$HOME/.cache/s3rp-e2e}
 DIRECT=${E2E_DIRECT:-0}
-ALL_GROUPS=(smoke awscli boto3 s3cmd rclone js minio-go tls) # tls last: it stops and restarts the origin
+ALL_GROUPS=(smoke awscli boto3 s3cmd rclone js minio-go hostile tls) # tls last: it stops and restarts the origin
 GROUP_TIMEOUT=${E2E_GROUP_TIMEOUT:-300}
 export DEBIAN_FRONTEND=noninteractive
 
@@ -219,7 +219,7 @@ say "# installs checked in $(elapsed "$INSTALL_T0")s"
 
 needs_for() {
   case "$1" in
-    smoke) echo python ;;
+    smoke | hostile) echo python ;;
     awscli | boto3) echo python curl ;;
     s3cmd) echo python s3cmd ;;
     rclone) echo python rclone ;;
@@ -410,6 +410,8 @@ export E2E_S3SFS_BIN=$S3SFS_BIN E2E_ORIGIN_PORT=$ORIGIN_PORT E2E_ORIGIN_PIDFILE=
 export E2E_ORIGIN_ACCESS_KEY=$ORIGIN_AK E2E_ORIGIN_SECRET_KEY=$ORIGIN_SK
 export E2E_REGION=$REGION E2E_WORK=$WORK E2E_DIRECT=$DIRECT E2E_ORIGIN_DATA="$WORK/origin-data"
 export E2E_BIG="$WORK/big.bin" E2E_HERE=$HERE E2E_MINIO_BIN=$MINIO_BIN
+# the hostile group runs a proxy of its own (this binary) behind a byte-recording relay
+export E2E_PROXY_BIN_PATH=$PROXY_BIN E2E_CLIENT_ACCESS_KEY=$CLIENT_AK E2E_CLIENT_SECRET_KEY=$CLIENT_SK
 export PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" PYTHONDONTWRITEBYTECODE=1
 # isolated aws-cli / boto3 configuration; nothing from the host's profile leaks in
 printf '[default]\nregion = us-east-1\n' >"$WORK/aws-config"
@@ -430,6 +432,7 @@ group_exec() {
     js) exec node "$HERE/node/test.mjs" ;;
     minio-go) exec "$MINIO_BIN" ;;
     tls) exec python3 "$HERE/tls_test.py" ;;
+    hostile) exec python3 "$HERE/hostile_test.py" ;;
   esac
 }
 export -f group_exec
