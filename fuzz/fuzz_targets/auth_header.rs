@@ -4,6 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use s3_resign_proxy::sigv4::auth::MAX_SIGNED_HEADERS;
 use s3_resign_proxy::sigv4::{AuthorizationV4, Credential, SignedHeaders};
 
 fuzz_target!(|data: &[u8]| {
@@ -54,8 +55,11 @@ fn check_signed_headers(sh: &SignedHeaders<'_>) {
     let s = sh.as_str();
     let names: Vec<&str> = sh.iter().collect();
     // What was accepted is what the grammar allows: non-empty lower-case
-    // header names joined by ';'.
+    // header names joined by ';', sorted, each once, at most
+    // MAX_SIGNED_HEADERS (a repeat would sign a header's values again).
     assert_eq!(names.join(";"), s);
+    assert!(names.windows(2).all(|w| w[0] < w[1]), "unsorted or repeated names accepted: {s:?}");
+    assert!(names.len() <= MAX_SIGNED_HEADERS, "{} names accepted", names.len());
     for n in &names {
         assert!(!n.is_empty(), "empty name in {s:?}");
         assert!(n.bytes().all(|b| b.is_ascii_graphic() && !b.is_ascii_uppercase() && !b";,:=\"".contains(&b)), "{s:?}");

@@ -1,9 +1,11 @@
 //! `AwsChunkedRewriter` fed bytes split at fuzzer-chosen points.
 //!
 //! Input: byte 0 chooses the mode and flags, byte 1 the number of cuts (0 to
-//! 16), then two bytes per cut, three bytes of limits, and the rest is either
-//! the body as is or (flag `VALID`) the recipe of a body that this target
-//! encodes and signs with `ChunkChain` (optionally with one byte flipped).
+//! 16), then two bytes per cut, three bytes of limits, one byte of declared
+//! trailer names (`x-amz-trailer`), and the rest is either the body as is or
+//! (flag `VALID`) the recipe of a body that this target encodes and signs
+//! with `ChunkChain` (optionally with one byte flipped; its trailers are
+//! declared too unless bit 7 of the declared byte is set).
 //!
 //! Properties, for every input: no panic; the stream ends after an error and
 //! never returns `Pending` on a ready input; bytes held inside the rewriter
@@ -70,6 +72,7 @@ impl Reader<'_> {
 #[derive(Clone)]
 struct Cfg {
     mode: Mode,
+    declared: Vec<Vec<u8>>,
     client: Option<ChunkChain>,
     origin: Option<ChunkChain>,
     decoded: Option<u64>,
@@ -93,7 +96,8 @@ fn run(cfg: &Cfg, wire: &[u8], cuts: &[usize]) -> Run {
     let inner = stream::iter(pieces.into_iter().map(Ok::<_, Infallible>))
         .inspect(move |b| seen.set(seen.get() + b.as_ref().map_or(0, Bytes::len)));
     let c = cfg.clone();
-    let mut rw = AwsChunkedRewriter::new(inner, c.mode, c.client, c.origin, c.decoded, c.limits);
+    let mut rw = AwsChunkedRewriter::new(inner, c.mode, c.client, c.origin, c.decoded, c.limits)
+        .with_declared_trailers(c.declared);
     let l = cfg.limits;
     let bound = l.max_chunk + 2 * l.max_header_line + l.max_trailer + largest + 4;
     let mut out = Vec::new();
@@ -204,9 +208,15 @@ fuzz_target!(|input: &[u8]| {
         max_header_line: 16 + usize::from(r.byte()),
         max_trailer: usize::from(r.byte()) * 4,
     };
+    let declared_mask = r.byte();
+    let mut declared: Vec<Vec<u8>> = (TRAILER_NAMES.iter().enumerate())
+        .filter(|(i, _)| declared_mask & (1 << i) != 0)
+        .map(|(_, n)| n.to_ascii_lowercase())
+        .collect();
     let signed = mode != Mode::UnsignedTrailer;
     let mut cfg = Cfg {
         mode,
+        declared: Vec::new(),
         client: Some(client_chain()),
         origin: (ctl & ORIGIN != 0).then(origin_chain),
         decoded: None,
@@ -232,6 +242,9 @@ fuzz_target!(|input: &[u8]| {
                 (name, r.take(len).to_vec())
             })
             .collect();
+        if declared_mask & 0x80 == 0 {
+            declared.extend(trailers.iter().map(|(n, _)| n.to_ascii_lowercase()));
+        }
         let mut signer = client_chain();
         let trailers = (mode != Mode::Signed).then_some(&trailers[..]);
         let mut wire = encode(&sizes, &data, signed.then_some(&mut signer), trailers, ctl & MINIO != 0);
@@ -247,6 +260,7 @@ fuzz_target!(|input: &[u8]| {
         wire
     };
 
+    cfg.declared = declared;
     let mut cuts: Vec<usize> = cuts.iter().map(|&c| usize::from(c) % (wire.len() + 1)).collect();
     cuts.sort_unstable();
     let whole = run(&cfg, &wire, &[]);

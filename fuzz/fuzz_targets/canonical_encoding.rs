@@ -3,7 +3,8 @@
 //! (`%` + two hex digits, either case; anything else literal; `+` is a space
 //! in a query only), then encode every byte but `A-Za-z0-9-_.~` (and `/` in a
 //! path) as `%XX` with upper-case hex. The fast paths must agree on every
-//! input.
+//! input. Also the client numbers' one spelling (`sigv4::number`): what
+//! parses prints back to the same text, and every number's print parses.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -11,6 +12,7 @@ use s3_resign_proxy::sigv4::Query;
 use s3_resign_proxy::sigv4::encode::{
     canonical_uri, canonical_uri_into, encode_query_component, percent_decode, uri_encode_into,
 };
+use s3_resign_proxy::sigv4::number::{parse_decimal, parse_hex};
 
 fn hex(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
@@ -68,7 +70,23 @@ fn ref_canonical_query(raw: &str) -> String {
     pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
 }
 
+fn check_numbers(data: &[u8]) {
+    if let Some(n) = parse_decimal(data) {
+        assert_eq!(n.to_string().as_bytes(), data, "decimal {n} accepted as {data:?}");
+    }
+    if let Some(n) = parse_hex(data) {
+        assert_eq!(format!("{n:x}").as_bytes(), data.to_ascii_lowercase(), "hex {n:x} accepted as {data:?}");
+    }
+    let mut word = [0u8; 8];
+    word[..data.len().min(8)].copy_from_slice(&data[..data.len().min(8)]);
+    let n = u64::from_le_bytes(word);
+    assert_eq!(parse_decimal(n.to_string().as_bytes()), Some(n));
+    assert_eq!(parse_hex(format!("{n:x}").as_bytes()), Some(n));
+    assert_eq!(parse_hex(format!("{n:X}").as_bytes()), Some(n));
+}
+
 fuzz_target!(|data: &[u8]| {
+    check_numbers(data);
     // Byte-level functions see the raw bytes; the text ones a lossy copy.
     for keep_slash in [false, true] {
         let mut out = String::from("x");

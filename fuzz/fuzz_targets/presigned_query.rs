@@ -47,6 +47,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert!((1..=604_800).contains(&pre.expires));
+    // A number has one spelling (no sign, no leading zero).
+    assert_eq!(q.get("X-Amz-Expires"), Some(&*pre.expires.to_string()), "{raw:?}");
     let c = &pre.credential;
     let cred = format!("{}/{}/{}/{}/aws4_request", c.access_key, c.date, c.region, c.service);
     let mut pairs = vec![

@@ -111,6 +111,9 @@ fuzz_target!(|input: Input| {
     // The presigned parameters, read from the query as decoded pairs.
     if let Ok(Some(p)) = parse_presigned(&query) {
         assert!(p.expires >= 0 && !p.access_key.is_empty() && !p.signature.contains(' '));
+        // A number has one spelling (no sign, no leading zero).
+        let text = query.iter().find(|(k, _)| k == "Expires").map(|(_, v)| v.as_str());
+        assert_eq!(text, Some(&*p.expires.to_string()));
         let printed = [
             ("Signature".to_owned(), p.signature.to_string()),
             ("Expires".to_owned(), p.expires.to_string()),
