@@ -1,14 +1,11 @@
 //! The handler: request in → intake → verify → re-sign → forward → stream
-//! back, and `/healthz`. [`app`] is the router the server serves.
+//! back, and `/healthz`. [`serve`] is what the server runs for each request.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
 use axum::response::Response;
-use axum::routing::get;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use time::OffsetDateTime;
 
@@ -19,22 +16,26 @@ use crate::state::AppState;
 use crate::verify::{self, VerifyContext, has_auth, verify};
 use crate::{chunked, headers, intake, resign};
 
-/// The router the server serves (the binary and the in-process tests alike):
-/// `/healthz`, and every other request to the proxy handler.
-pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz_route).head(healthz_route))
-        .fallback(|State(state): State<AppState>, req: Request| async move { handle(state, req).await.map(Body::new) })
-        .with_state(state)
-}
-
-/// `GET|HEAD /healthz` without S3 authentication is the health probe; a
-/// *signed* one is an S3 request for a bucket named `healthz`, and is proxied.
-async fn healthz_route(State(state): State<AppState>, req: Request) -> Response {
-    if has_auth(req.headers(), req.uri().query()) {
-        return handle(state, req).await.map(Body::new);
+/// The one service the server runs for every request, in the binary and in
+/// the in-process tests alike: `/healthz` (an unauthenticated `GET|HEAD`; a
+/// signed one is an S3 request for a bucket named `healthz`), else the proxy.
+///
+/// Not an axum router: served through axum's `Router`, small GETs cost
+/// 8-10% more requests per second than this direct hyper service in the same
+/// load-benchmark run (bench/RESULTS.md, issue 12), for two routes.
+pub(crate) async fn serve<B>(state: AppState, req: http::Request<B>) -> Response<ProxyBody>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<crate::error::BoxError>,
+{
+    let method = req.method();
+    if req.uri().path() == "/healthz"
+        && (method == Method::GET || method == Method::HEAD)
+        && !has_auth(req.headers(), req.uri().query())
+    {
+        return healthz(&state, method == Method::HEAD).await.map(ProxyBody::from);
     }
-    healthz(&state, req.method() == Method::HEAD).await
+    handle(state, req).await
 }
 
 /// A request id for responses that lack the origin's: unique per process

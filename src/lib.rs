@@ -10,11 +10,12 @@
 //! ```text
 //! request in ──► intake ──► verify ──► canonicalize ──► re-sign ──► forward ──► stream back
 //!  server.rs    intake.rs  verify.rs    sigv4/          resign.rs  forward.rs   (body as is)
-//!  handler.rs (axum router)  └─ VerifiedRequest (proof) ─┘
+//!  handler.rs               └─ VerifiedRequest (proof) ─┘
 //! ```
 //!
-//! 0. [`server`] serves the axum router of [`handler::app`] on one
-//!    single-threaded runtime per core (the binary) or on the caller's (tests).
+//! 0. [`server`] runs one hyper service (`handler::serve`: `/healthz`, else
+//!    the proxy) on one single-threaded runtime per core (the binary) or on the
+//!    caller's (tests): the same path either way.
 //! 1. [`intake::check`] refuses what is not an S3 method, over a limit, or
 //!    ambiguous, before any signature is looked at.
 //! 2. [`verify::verify`] parses the `Authorization` header or the presigned
@@ -46,6 +47,5 @@ pub mod sigv4;
 pub mod state;
 pub mod verify;
 
-pub use handler::app;
 pub use server::{run, serve, shutdown_signal};
 pub use state::{AppState, Clock, SystemClock};

@@ -11,17 +11,17 @@
 //!
 //! [`run`] serves on the caller's runtime instead (tests, embedding).
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::Router;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
@@ -51,9 +51,13 @@ impl Drop for Load {
 }
 
 /// Serves one connection on the current runtime, watched by `graceful`.
-fn spawn_connection(tcp: TcpStream, app: &Router, graceful: &GracefulShutdown, load: Option<Load>) {
+fn spawn_connection(tcp: TcpStream, state: &AppState, graceful: &GracefulShutdown, load: Option<Load>) {
     let _ = tcp.set_nodelay(true);
-    let svc = TowerToHyperService::new(app.clone());
+    let state = state.clone();
+    let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(crate::handler::serve(state, req).await) }
+    });
     let watcher = graceful.watcher();
     tokio::spawn(async move {
         let _load = load;
@@ -142,12 +146,11 @@ async fn timer_floor() {
 
 /// Serves the proxy on `listener`, on the caller's runtime, until `shutdown`
 /// resolves; then lets in-flight requests finish. The binary uses [`serve`]
-/// (one single-threaded runtime per core) instead; both serve the same router.
+/// (one single-threaded runtime per core) instead; both run `handler::serve`.
 pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) -> io::Result<()> {
     let ticker = tokio::spawn(timer_floor());
     let graceful = GracefulShutdown::new();
-    let app = crate::handler::app(state);
-    accept_loop(&listener, shutdown, |tcp| spawn_connection(tcp, &app, &graceful, None)).await;
+    accept_loop(&listener, shutdown, |tcp| spawn_connection(tcp, &state, &graceful, None)).await;
     drop(listener);
     graceful.shutdown().await;
     ticker.abort();
@@ -175,12 +178,12 @@ pub fn serve(
         let thread = std::thread::Builder::new().name(format!("s3rp-worker-{i}")).spawn(move || {
             rt.block_on(async move {
                 tokio::spawn(timer_floor());
-                let app = crate::handler::app(make_state());
+                let state = make_state();
                 let graceful = GracefulShutdown::new();
                 while let Some(std_tcp) = rx.recv().await {
                     let load = Load(worker_load.clone());
                     match TcpStream::from_std(std_tcp) {
-                        Ok(tcp) => spawn_connection(tcp, &app, &graceful, Some(load)),
+                        Ok(tcp) => spawn_connection(tcp, &state, &graceful, Some(load)),
                         Err(e) => tracing::warn!(error = %e, "cannot register a connection"),
                     }
                 }

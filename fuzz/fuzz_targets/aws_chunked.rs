@@ -27,6 +27,7 @@ use bytes::Bytes;
 use futures_util::stream::{self, Stream, StreamExt};
 use libfuzzer_sys::fuzz_target;
 use s3_resign_proxy::chunked::{AwsChunkedRewriter, ChunkChain, Limits, Mode};
+use s3_resign_proxy::sigv4::SigningKey;
 
 const VALID: u8 = 0x04;
 const ORIGIN: u8 = 0x08;
@@ -37,12 +38,21 @@ const TAMPER: u8 = 0x40;
 const DATE: &str = "20240229T120000Z";
 const SCOPE: &str = "20240229/us-east-1/s3/aws4_request";
 
+fn chain(key: u8, seed: &str) -> ChunkChain {
+    ChunkChain {
+        signing_key: SigningKey::from_bytes([key; 32]),
+        amz_date: DATE.into(),
+        scope: SCOPE.into(),
+        prev_signature: seed.repeat(64),
+    }
+}
+
 fn client_chain() -> ChunkChain {
-    ChunkChain::new([0x11; 32], DATE, SCOPE, &"a".repeat(64))
+    chain(0x11, "a")
 }
 
 fn origin_chain() -> ChunkChain {
-    ChunkChain::new([0x22; 32], DATE, SCOPE, &"b".repeat(64))
+    chain(0x22, "b")
 }
 
 const TRAILER_NAMES: [&[u8]; 5] =
