@@ -38,7 +38,6 @@ pub enum Error {
     AuthorizationQueryParametersError(Msg),
     InvalidArgument(Msg),
     InvalidRequest(Msg),
-    NotImplemented(Msg),
     MissingContentLength,
     XAmzContentSHA256Mismatch {
         client_computed: String,
@@ -90,7 +89,6 @@ impl Error {
             }
             Self::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "InvalidArgument"),
             Self::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "InvalidRequest"),
-            Self::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "NotImplemented"),
             Self::MissingContentLength => (StatusCode::LENGTH_REQUIRED, "MissingContentLength"),
             Self::XAmzContentSHA256Mismatch { .. } => (StatusCode::BAD_REQUEST, "XAmzContentSHA256Mismatch"),
             Self::IncompleteBody(_) => (StatusCode::BAD_REQUEST, "IncompleteBody"),
@@ -133,7 +131,6 @@ impl Error {
             | Self::AuthorizationQueryParametersError(m)
             | Self::InvalidArgument(m)
             | Self::InvalidRequest(m)
-            | Self::NotImplemented(m)
             | Self::IncompleteBody(m)
             | Self::InvalidChunkedBody(m)
             | Self::ChunkSignatureDoesNotMatch(m)
@@ -175,7 +172,6 @@ impl Error {
             | Self::AuthorizationQueryParametersError(_)
             | Self::InvalidArgument(_)
             | Self::InvalidRequest(_)
-            | Self::NotImplemented(_)
             | Self::MissingContentLength
             | Self::IncompleteBody(_)
             | Self::InvalidChunkedBody(_)

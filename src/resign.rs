@@ -75,6 +75,7 @@ impl Signer<'_> {
         now: OffsetDateTime,
     ) -> Result<OriginRequest, Error> {
         let has_connection = client_headers.contains_key(header::CONNECTION);
+        // (`connection_lists` allocates nothing; the check before it skips even the lookup.)
         let forwarded = |n: &str| !(is_dropped(n) || (has_connection && connection_lists(client_headers, n)));
 
         let mut headers = HeaderMap::with_capacity(client_headers.len() + 3);

@@ -247,7 +247,8 @@ fn check_connection(headers: &HeaderMap, signed: impl Fn(&str) -> bool) -> Resul
     if !headers.contains_key(header::CONNECTION) {
         return Ok(());
     }
-    match connection_tokens(headers).find(|t| signed(t) && !unforwardable_when_signed(t)) {
+    let named = |t: &[u8]| std::str::from_utf8(t).ok().map(str::to_ascii_lowercase);
+    match connection_tokens(headers).filter_map(named).find(|t| signed(t) && !unforwardable_when_signed(t)) {
         Some(token) => Err(Error::InvalidArgument(
             format!("The Connection header names {token}, a signed header, which would be removed in transit").into(),
         )),
