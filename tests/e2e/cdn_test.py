@@ -26,7 +26,8 @@ B  nginx (tests/e2e/cdn/nginx.conf.in) rewrites Host to internal.test:
      host, 403 and nothing forwarded; signed for the real Host, it works. The same nginx in front of a proxy
      that trusts only 127.0.0.1 (N4): virtual-hosted clients get 403.
      X-Forwarded-Host and Forwarded never reach the origin (wire B).
-C  HAProxy (tests/e2e/cdn/haproxy.cfg.in) passing Host through: virtual-hosted boto3 works.
+C  HAProxy (tests/e2e/cdn/haproxy.cfg.in) passing Host through: virtual-hosted boto3 works; a client's own
+   X-Forwarded-Host / Forwarded are dropped by HAProxy (its proxy trusts HAProxy's address, to exercise that).
 """
 
 import atexit
@@ -895,6 +896,19 @@ def group_c(ports, hlog):
 
     t.run_test("cdn/c.haproxy-host-passthrough-virtual-hosted", ops)
 
+    def client_forwarding_headers():
+        origin_put(b, "own", b"own object")
+        origin_put("cdn-c-other", "own", b"OTHER")
+        for name, value in (("X-Forwarded-Host", f"cdn-c-other.{DOMAIN}:{hp}"),
+                            ("Forwarded", f'host="cdn-c-other.{DOMAIN}:{hp}"')):
+            c2 = client(f"http://{DOMAIN}:{hp}", "virtual")
+            add_unsigned_header(c2, name, value)
+            got = call(f"GetObject (virtual, via HAProxy) with the client's own {name}", c2.get_object, Bucket=b,
+                       Key="own")["Body"].read()
+            assert got == b"own object", f"GetObject with a client {name} via HAProxy: {brief(got)}"
+
+    t.run_test("cdn/c.haproxy-client-forwarding-headers-dropped", client_forwarding_headers)
+
 
 # ---------------------------------------------------------------------------------------------- main
 class HostsMissing(Exception):
@@ -954,7 +968,10 @@ def setup():
                                        TRUSTED_PROXIES=f"{NGINX_BIND}/32")
     ports["P_UNTRUSTED"] = start_proxy("proxy-untrusted", ob, taken, VIRTUAL_HOST_DOMAINS=DOMAIN,
                                        TRUSTED_PROXIES="127.0.0.1/32")
-    ports["P_HAPROXY"] = start_proxy("proxy-haproxy", ob, taken, VIRTUAL_HOST_DOMAINS=DOMAIN)
+    # HAProxy passes Host through, so it needs no trust; trusting its address anyway exercises the recipe's
+    # del-header lines (a client's own forwarding headers must not reach a proxy that would believe them)
+    ports["P_HAPROXY"] = start_proxy("proxy-haproxy", ob, taken, VIRTUAL_HOST_DOMAINS=DOMAIN,
+                                     TRUSTED_PROXIES="127.0.0.1/32")
     return ports, wires["WA"], wires["WB"]
 
 
