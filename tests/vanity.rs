@@ -140,7 +140,8 @@ async fn sdk_default_addressing_puts_the_bucket_in_the_host_and_acts_on_that_buc
     let names: Vec<_> = lb.buckets().iter().filter_map(|b| b.name()).collect();
     assert_eq!(names, ["bkt"]);
     let sent = uris.take();
-    assert_eq!(sent, [format!("{}/", endpoint(&h))], "ListBuckets went to the bare domain");
+    let paths: Vec<_> = sent.iter().map(|u| u.split('?').next().unwrap()).collect();
+    assert_eq!(paths, [format!("{}/", endpoint(&h))], "ListBuckets went to the bare domain");
 
     for k in ["dir/a.txt", "dir/sub/c.txt", "top.txt", "copy.txt"] {
         c.delete_object().bucket("bkt").key(k).send().await.unwrap();
@@ -221,9 +222,11 @@ async fn sdk_presigned_get_and_put_virtual_hosted() {
     assert_eq!(r.status(), 403, "a URL signed for the bucket's host does not work for the bare domain");
 }
 
+/// s3s-fs keeps objects as files, so at the origin `a/../b` and `b` are one
+/// object: the relay shows the name each request reached the origin with.
 #[tokio::test]
 async fn sdk_awkward_keys_virtual_hosted_land_under_the_same_name() {
-    let h = Harness::start_with(vhd, None).await;
+    let (h, relay) = Harness::start_relayed(vhd, false).await;
     let (c, uris) = vanity(&h);
     c.create_bucket().bucket("keys").send().await.unwrap();
     let keys = ["a b", "a+b", "a=b", "é", "a/../b", "x//y", "sp  two", "./dot", "100%"];
@@ -238,22 +241,31 @@ async fn sdk_awkward_keys_virtual_hosted_land_under_the_same_name() {
             .unwrap_or_else(|e| panic!("put {key:?}: {e:?}"));
         let got = c.get_object().bucket("keys").key(key).send().await.unwrap_or_else(|e| panic!("get {key:?}: {e:?}"));
         assert_eq!(read_all(got).await, body.as_bytes(), "{key}");
-        assert_eq!(h.origin_get("keys", key).await, body.as_bytes(), "origin holds {key:?} under that exact name");
+        assert_eq!(h.origin_get("keys", key).await, body.as_bytes(), "origin holds {key:?}");
     }
-    let l = c.list_objects_v2().bucket("keys").send().await.unwrap();
-    let mut listed: Vec<_> = l.contents().iter().filter_map(|o| o.key()).collect();
-    listed.sort();
-    let mut want = keys.to_vec();
-    want.sort();
-    assert_eq!(listed, want);
+    let reached: Vec<(String, String)> = seen_heads(&relay)
+        .into_iter()
+        .map(|hd| {
+            let path = hd.target.split('?').next().unwrap().to_string();
+            (hd.method, percent_encoding::percent_decode_str(&path).decode_utf8().unwrap().into_owned())
+        })
+        .collect();
+    for key in keys {
+        for m in ["PUT", "GET"] {
+            let want = (m.to_string(), format!("/keys/{key}"));
+            assert!(reached.contains(&want), "{m} {key:?} reached the origin as {want:?}: {reached:?}");
+        }
+    }
     let base = format!("http://{}/", vhost(&h, "keys"));
     assert!(uris.take().iter().all(|u| u.starts_with(&base)));
 }
 
+/// The Rust SDK sends a dotted bucket path-style (on the bare domain) even over
+/// http; the same operations virtual-hosted are sent raw below.
 #[tokio::test]
-async fn sdk_dotted_bucket_virtual_hosted() {
+async fn dotted_bucket_through_the_sdk_and_virtual_hosted() {
     let h = Harness::start_with(vhd, None).await;
-    let (c, uris) = vanity(&h);
+    let (c, _) = vanity(&h);
     let b = "my.dotted.bkt";
     c.create_bucket().bucket(b).send().await.unwrap();
     assert!(origin_bucket(&h, b).await);
@@ -263,18 +275,33 @@ async fn sdk_dotted_bucket_virtual_hosted() {
     assert_eq!(read_all(got).await, b"dotted");
     let l = c.list_objects_v2().bucket(b).prefix("k/").send().await.unwrap();
     assert_eq!(l.contents().iter().filter_map(|o| o.key()).collect::<Vec<_>>(), ["k/v.txt"]);
-    let get = c.get_object().bucket(b).key("k/v.txt").presigned(presigning()).await.unwrap();
-    let r = loopback_http().get(get.uri()).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(r.text().await.unwrap(), "dotted");
     c.delete_object().bucket(b).key("k/v.txt").send().await.unwrap();
     c.delete_bucket().bucket(b).send().await.unwrap();
     assert!(!origin_bucket(&h, b).await);
-    // Over http the SDK puts a dotted bucket in the host too.
-    let base = format!("http://{}/", vhost(&h, b));
-    let sent = uris.take();
-    assert!(sent.len() >= 6 && sent.iter().all(|u| u.starts_with(&base)), "{sent:?}");
-    assert!(get.uri().starts_with(&base), "{}", get.uri());
+
+    // Virtual-hosted: my.dotted.bkt.s3.vanity.test.
+    let host = vhost(&h, b);
+    let r = signed_for(&h, "PUT", &host, &host, "/", b"", &[]).await;
+    assert_eq!(r.status, 200, "CreateBucket: {}", r.body_str());
+    assert!(origin_bucket(&h, b).await);
+    let r = signed_for(&h, "PUT", &host, &host, "/k/v%20w.txt", b"dotted vh", &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert_eq!(h.origin_get(b, "k/v w.txt").await, b"dotted vh");
+    let r = signed_for(&h, "GET", &host, &host, "/k/v%20w.txt", b"", &[]).await;
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"dotted vh"[..]), "{}", r.body_str());
+    let r = signed_for(&h, "GET", &host, &host, "/?list-type=2&prefix=k%2F", b"", &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert!(r.body_str().contains("<Key>k/v w.txt</Key>"), "{}", r.body_str());
+    let pq = presign("GET", &host, "/k/v%20w.txt", &[], Duration::from_secs(60), SystemTime::now());
+    let r = loopback_http().get(format!("http://{host}{pq}")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"dotted vh");
+    let r = signed_for(&h, "DELETE", &host, &host, "/k/v%20w.txt", b"", &[]).await;
+    assert_eq!(r.status, 204, "{}", r.body_str());
+    assert!(!h.origin_has(b, "k/v w.txt").await);
+    let r = signed_for(&h, "DELETE", &host, &host, "/", b"", &[]).await;
+    assert_eq!(r.status, 204, "DeleteBucket: {}", r.body_str());
+    assert!(!origin_bucket(&h, b).await);
 }
 
 /// aws-chunked with signed chunks, virtual-hosted: the seed signature covers
@@ -564,7 +591,7 @@ async fn allowed_hosts_pattern_without_a_port_matches_only_a_host_without_one() 
     let (h, relay) = Harness::start_relayed(
         |v| {
             vhd(v);
-            set_var(v, "ALLOWED_HOSTS", &format!("*.{}", DOMAIN.to_ascii_uppercase()));
+            set_var(v, "ALLOWED_HOSTS", &format!("*.{},[::1]:*", DOMAIN.to_ascii_uppercase()));
         },
         false,
     )
@@ -578,7 +605,14 @@ async fn allowed_hosts_pattern_without_a_port_matches_only_a_host_without_one() 
     let bare = DOMAIN.to_string();
     let r = signed_for(&h, "GET", &bare, &bare, "/bkt/k", b"", &[]).await;
     assert_error(&r, 400, "InvalidRequest", "the bare domain is not *.domain");
+    let v6 = format!("[::2]:{}", h.proxy_addr.port());
+    let r = signed_for(&h, "GET", &v6, &v6, "/bkt/k", b"", &[]).await;
+    assert_error(&r, 400, "InvalidRequest", "[::2] is not [::1]");
     assert_eq!(Relay::count(&relay.accepted), 0, "the origin saw nothing");
+    let v6 = format!("[::1]:{}", h.proxy_addr.port());
+    let r = signed_for(&h, "GET", &v6, &v6, "/bkt/k", b"", &[]).await;
+    assert_eq!(r.status, 200, "[::1]:* allows [::1]:port: {}", r.body_str());
+    assert_eq!(r.body, b"v");
     // Case-insensitive, without a port: inside.
     let portless = format!("bkt.{DOMAIN}");
     let r = signed_for(&h, "GET", &portless, &portless, "/k", b"", &[]).await;
@@ -728,12 +762,12 @@ async fn trusted_proxy_forwarded_host_names_the_signed_host_and_the_bucket() {
 
 #[tokio::test]
 async fn untrusted_peer_forwarded_host_is_ignored() {
-    let h = Harness::start_with(
+    let (h, relay) = Harness::start_relayed(
         |v| {
             vhd(v);
             set_var(v, "TRUSTED_PROXIES", "10.0.0.0/8");
         },
-        None,
+        false,
     )
     .await;
     for b in ["fwd", "victim"] {
@@ -763,6 +797,12 @@ async fn untrusted_peer_forwarded_host_is_ignored() {
         let r = signed_for(&h, "GET", &real, &real, "/fwd/k", b"", &[extra]).await;
         assert_eq!(r.status, 200, "{extra:?}: {}", r.body_str());
         assert_eq!(r.body, b"fwd's k", "{extra:?}");
+    }
+    // Ignored, and not passed on either.
+    let heads = seen_heads(&relay);
+    assert!(heads.len() >= 3, "{heads:#?}");
+    for hd in &heads {
+        assert!(hd.header("x-forwarded-host").is_none() && hd.header("forwarded").is_none(), "{hd:?}");
     }
 }
 

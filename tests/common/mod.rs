@@ -685,30 +685,40 @@ impl SeenHead {
     }
 }
 
-/// The request heads in what a [`Relay`] recorded upstream: every line that
-/// reads as an HTTP/1.1 request line, with the header lines after it (the
-/// tests' bodies hold no such line).
+/// The request heads in what a [`Relay`] recorded upstream, read as one
+/// HTTP/1.1 stream (each body skipped by its Content-Length or chunked
+/// framing): right for requests sent one after another, as the tests do.
 pub fn seen_heads(relay: &Relay) -> Vec<SeenHead> {
     let bytes = relay.upstream.lock().unwrap().clone();
-    let text = String::from_utf8_lossy(&bytes);
     let mut out = Vec::new();
-    let mut lines = text.split("\r\n");
-    while let Some(line) = lines.next() {
-        let mut parts = line.split(' ');
-        let (Some(method), Some(target), Some("HTTP/1.1"), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        if !["GET", "PUT", "POST", "HEAD", "DELETE"].contains(&method) {
-            continue;
-        }
-        let headers = lines
-            .by_ref()
-            .take_while(|l| !l.is_empty())
+    let mut at = 0;
+    while let Some(end) = find(&bytes[at..], b"\r\n\r\n") {
+        let text = String::from_utf8_lossy(&bytes[at..at + end]).into_owned();
+        at += end + 4;
+        let mut lines = text.split("\r\n");
+        let mut line = lines.next().unwrap_or("").splitn(3, ' ');
+        let (method, target) = (line.next().unwrap_or("").to_string(), line.next().unwrap_or("").to_string());
+        let headers: Vec<(String, String)> = lines
             .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
             .collect();
-        out.push(SeenHead { method: method.to_string(), target: target.to_string(), headers });
+        let seen = SeenHead { method, target, headers };
+        if seen.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+            // Chunk sizes up to the zero chunk, then the (empty) trailer section.
+            while let Some(eol) = find(&bytes[at..], b"\r\n") {
+                let size_text = String::from_utf8_lossy(&bytes[at..at + eol]).into_owned();
+                let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+                at += eol + 2;
+                if size == 0 {
+                    at += find(&bytes[at..], b"\r\n").map_or(0, |e| e + 2);
+                    break;
+                }
+                at = (at + size + 2).min(bytes.len());
+            }
+        } else {
+            at = (at + seen.header("content-length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0))
+                .min(bytes.len());
+        }
+        out.push(seen);
     }
     out
 }
