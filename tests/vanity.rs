@@ -74,6 +74,21 @@ async fn signed_for(
     raw_exchange(h.proxy_addr, &head(method, path, sent_host, &headers), body).await
 }
 
+/// As [`signed_for`], with the `covered` headers sent and covered by the signature.
+async fn signed_covering(
+    h: &Harness,
+    method: &str,
+    signed_host: &str,
+    sent_host: &str,
+    path: &str,
+    covered: &[(&str, &str)],
+) -> RawResponse {
+    let mut headers = sign_headers(method, signed_host, path, covered, &sha256_hex(b""), (CAK, CSK), SystemTime::now());
+    headers.extend(owned(covered));
+    headers.push(("Connection".into(), "close".into()));
+    raw_exchange(h.proxy_addr, &head(method, path, sent_host, &headers), b"").await
+}
+
 /// An error response with `status` and S3 XML `code`.
 fn assert_error(r: &RawResponse, status: u16, code: &str, what: &str) {
     assert_eq!(r.status, status, "{what}: {}", r.body_str());
@@ -722,9 +737,15 @@ async fn trusted_proxy_forwarded_host_names_the_signed_host_and_the_bucket() {
     let r = signed_for(&h, "GET", internal, internal, "/fwd/k1", b"", &[("X-Forwarded-Host", &public)]).await;
     assert_error(&r, 403, "SignatureDoesNotMatch", "signed for the internal Host");
 
-    // Neither forwarding header ever reaches the origin.
+    // Signed (covered by the signature) or not, neither forwarding header
+    // ever reaches the origin.
+    let fwd_q = format!("host=\"{public}\"");
+    let covered = [("X-Forwarded-Host", public.as_str()), ("Forwarded", fwd_q.as_str())];
+    let r = signed_covering(&h, "GET", &public, internal, "/k1", &covered).await;
+    assert_eq!(r.status, 200, "forwarding headers under the signature: {}", r.body_str());
+    assert_eq!(r.body, b"through xfh");
     let heads = seen_heads(&relay);
-    assert!(heads.len() >= 4, "{heads:#?}");
+    assert!(heads.len() >= 5, "{heads:#?}");
     for hd in &heads {
         assert!(hd.header("x-forwarded-host").is_none() && hd.header("forwarded").is_none(), "{hd:?}");
     }
@@ -798,9 +819,14 @@ async fn untrusted_peer_forwarded_host_is_ignored() {
         assert_eq!(r.status, 200, "{extra:?}: {}", r.body_str());
         assert_eq!(r.body, b"fwd's k", "{extra:?}");
     }
-    // Ignored, and not passed on either.
+    let fwd_q = format!("host=\"{forged}\"");
+    let covered = [("X-Forwarded-Host", forged.as_str()), ("Forwarded", fwd_q.as_str())];
+    let r = signed_covering(&h, "GET", &real, &real, "/fwd/k", &covered).await;
+    assert_eq!(r.status, 200, "forwarding headers under the signature: {}", r.body_str());
+    assert_eq!(r.body, b"fwd's k");
+    // Ignored, and not passed on either, even when signed.
     let heads = seen_heads(&relay);
-    assert!(heads.len() >= 3, "{heads:#?}");
+    assert!(heads.len() >= 4, "{heads:#?}");
     for hd in &heads {
         assert!(hd.header("x-forwarded-host").is_none() && hd.header("forwarded").is_none(), "{hd:?}");
     }
