@@ -195,7 +195,13 @@ fn bench_request(
     let client_keys = KeyCache::new(CLIENT_SK.as_bytes());
     let origin_keys = KeyCache::new(ORIGIN_SK.as_bytes());
     let origin = origin();
-    let signer = Signer { origin: &origin, access_key: ORIGIN_AK, keys: &origin_keys, region: REGION };
+    let signer = Signer {
+        origin: &origin,
+        style: Default::default(),
+        access_key: ORIGIN_AK,
+        keys: &origin_keys,
+        region: REGION,
+    };
     let ctx = VerifyContext {
         access_key: CLIENT_AK,
         secret: CLIENT_SK.as_bytes(),

@@ -9,6 +9,8 @@ use http::HeaderValue;
 use http::uri::{Authority, Scheme};
 use serde::Deserialize;
 
+use crate::addressing::{Addressing, AddressingSettings};
+
 /// A secret: never printed, never logged.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
@@ -51,6 +53,16 @@ struct Raw {
     origin_read_timeout: u64,
     #[serde(default)]
     workers: usize,
+    #[serde(default)]
+    virtual_host_domains: String,
+    #[serde(default)]
+    origin_addressing: String,
+    #[serde(default)]
+    public_host: String,
+    #[serde(default)]
+    allowed_hosts: String,
+    #[serde(default)]
+    trusted_proxies: String,
 }
 
 fn default_scheme() -> String {
@@ -121,6 +133,10 @@ pub struct Config {
     /// Worker threads, each with its own runtime and origin connection pool
     /// (WORKERS; 0 or unset: one per CPU).
     pub workers: usize,
+    /// Virtual-hosted buckets, the signed host, the origin's addressing
+    /// (VIRTUAL_HOST_DOMAINS, PUBLIC_HOST, ALLOWED_HOSTS, TRUSTED_PROXIES,
+    /// ORIGIN_ADDRESSING).
+    pub addressing: Addressing,
 }
 
 /// A configuration error: one line naming the variable, never its secret value.
@@ -178,7 +194,18 @@ impl Config {
         if raw.origin_connect_timeout == 0 || raw.origin_read_timeout == 0 {
             return Err(bad("ORIGIN_CONNECT_TIMEOUT/ORIGIN_READ_TIMEOUT", "must be at least 1 second"));
         }
+        let addressing = Addressing::from_settings(
+            &AddressingSettings {
+                virtual_host_domains: &raw.virtual_host_domains,
+                origin_addressing: &raw.origin_addressing,
+                public_host: &raw.public_host,
+                allowed_hosts: &raw.allowed_hosts,
+                trusted_proxies: &raw.trusted_proxies,
+            },
+            &origin,
+        )?;
         Ok(Self {
+            addressing,
             client_access_key: raw.client_access_key,
             client_secret_key: raw.client_secret_key,
             origin_access_key: raw.origin_access_key,

@@ -23,9 +23,25 @@ pub async fn serve_origin(
     access_key: &str,
     secret_key: &str,
 ) -> Result<(), BoxError> {
+    serve_origin_with_domain(listener, root, access_key, secret_key, None).await
+}
+
+/// [`serve_origin`], also serving virtual-hosted requests at
+/// `<bucket>.<domain>` when `domain` is given (s3s compares it with the Host
+/// header, port included: `localhost:9000`).
+pub async fn serve_origin_with_domain(
+    listener: TcpListener,
+    root: &Path,
+    access_key: &str,
+    secret_key: &str,
+    domain: Option<&str>,
+) -> Result<(), BoxError> {
     let fs = s3s_fs::FileSystem::new(root).map_err(|e| format!("s3s-fs: {e:?}"))?;
     let mut b = S3ServiceBuilder::new(fs);
     b.set_auth(SimpleAuth::from_single(access_key, secret_key));
+    if let Some(d) = domain {
+        b.set_host(s3s::host::SingleDomain::new(d).map_err(|e| format!("s3s domain {d}: {e:?}"))?);
+    }
     let service = b.build();
     let http = Arc::new(ConnBuilder::new(TokioExecutor::new()));
     // Connections live in this set: dropping the future (aborting its task)

@@ -67,6 +67,11 @@ pub enum Error {
     OriginRefused(Msg),
     /// The client stopped sending its request body (S3's idle socket timeout).
     RequestTimeout,
+    /// A bucket name taken from the Host (virtual-hosted style) that is not a
+    /// valid S3 bucket name.
+    InvalidBucketName(String),
+    /// The signed host is not one ALLOWED_HOSTS lets this proxy serve.
+    HostNotAllowed(String),
 }
 
 /// How much of a canonical request or string to sign an error body echoes:
@@ -103,6 +108,8 @@ impl Error {
             Self::OriginTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "GatewayTimeout"),
             Self::OriginRefused(_) => (StatusCode::BAD_GATEWAY, "BadGateway"),
             Self::RequestTimeout => (StatusCode::BAD_REQUEST, "RequestTimeout"),
+            Self::InvalidBucketName(_) => (StatusCode::BAD_REQUEST, "InvalidBucketName"),
+            Self::HostNotAllowed(_) => (StatusCode::BAD_REQUEST, "InvalidRequest"),
         }
     }
 
@@ -126,6 +133,8 @@ impl Error {
             Self::XAmzContentSHA256Mismatch { .. } => {
                 "The provided 'x-amz-content-sha256' header does not match what was computed.".into()
             }
+            Self::InvalidBucketName(_) => "The specified bucket is not valid.".into(),
+            Self::HostNotAllowed(_) => "The request was signed for a host this endpoint does not serve.".into(),
             Self::AccessDenied(m)
             | Self::AuthorizationHeaderMalformed(m)
             | Self::AuthorizationQueryParametersError(m)
@@ -163,6 +172,8 @@ impl Error {
                 element(out, "MaxAllowedSkewMilliseconds", &(max_skew_secs * 1000).to_string());
             }
             Self::HeadersNotSigned(h) => element(out, "HeadersNotSigned", h),
+            Self::InvalidBucketName(b) => element(out, "BucketName", b),
+            Self::HostNotAllowed(h) => element(out, "Host", h),
             Self::XAmzContentSHA256Mismatch { client_computed, s3_computed } => {
                 element(out, "ClientComputedContentSHA256", client_computed);
                 element(out, "S3ComputedContentSHA256", s3_computed);

@@ -13,12 +13,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::Stream;
+use http::uri::Authority;
 use http::{Request, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::{GaiResolver, Name};
 use sha2::{Digest, Sha256};
+use std::str::FromStr;
 
 use crate::error::{BoxError, Error};
 use crate::resign::OriginRequest;
@@ -367,14 +370,18 @@ const POOL_MAX_IDLE: usize = 256;
 
 type Conn = hyper::client::conn::http1::SendRequest<OutBody>;
 
-/// Idle keep-alive connections to the origin, newest last (reused first).
+/// Idle keep-alive connections to the origin, newest last (reused first),
+/// each under the Host it was opened for (`bucket.<origin>` with
+/// ORIGIN_ADDRESSING=virtual, whose TLS name differs per bucket).
 #[derive(Default)]
-struct Pool(Mutex<Vec<(Conn, Instant)>>);
+struct Pool(Mutex<Vec<(Authority, Conn, Instant)>>);
 
 impl Pool {
-    fn take(&self) -> Option<Conn> {
+    fn take(&self, host: &Authority) -> Option<Conn> {
         let mut idle = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        while let Some((conn, since)) = idle.pop() {
+        // With one origin Host (path style), the newest is the last: O(1).
+        while let Some(i) = idle.iter().rposition(|(h, _, _)| h == host) {
+            let (_, conn, since) = idle.remove(i);
             if !conn.is_closed() && since.elapsed() < POOL_IDLE {
                 return Some(conn);
             }
@@ -382,27 +389,49 @@ impl Pool {
         None
     }
 
-    fn put(&self, conn: Conn) {
+    fn put(&self, host: Authority, conn: Conn) {
         if conn.is_closed() {
             return;
         }
         let now = Instant::now();
         let mut idle = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // The oldest are first: drop those past their time, or over the cap.
-        let stale = idle.iter().take_while(|(c, since)| c.is_closed() || now - *since >= POOL_IDLE).count();
+        let stale = idle.iter().take_while(|(_, c, since)| c.is_closed() || now - *since >= POOL_IDLE).count();
         let over = (idle.len() - stale + 1).saturating_sub(POOL_MAX_IDLE);
         idle.drain(..stale + over);
-        idle.push((conn, now));
+        idle.push((host, conn, now));
+    }
+}
+
+/// Resolves every name to the origin's own addresses: a virtual-hosted origin
+/// request to `bucket.<origin host>` connects where ORIGIN_DOMAIN does (with
+/// the bucket's TLS name), never where a bucket's DNS name would lead.
+#[derive(Clone)]
+pub struct OriginResolver {
+    name: Name,
+    gai: GaiResolver,
+}
+
+impl tower_service::Service<Name> for OriginResolver {
+    type Response = <GaiResolver as tower_service::Service<Name>>::Response;
+    type Error = <GaiResolver as tower_service::Service<Name>>::Error;
+    type Future = <GaiResolver as tower_service::Service<Name>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.gai.poll_ready(cx)
+    }
+
+    fn call(&mut self, _requested: Name) -> Self::Future {
+        self.gai.call(self.name.clone())
     }
 }
 
 /// The one way to the origin: its own keep-alive pool of HTTP/1.1
 /// connections (hyper's connection API driven directly: no per-request
-/// task, no pool keyed by host, since there is only one origin).
+/// task), keyed by the origin Host.
 pub struct Forwarder {
-    connector: HttpsConnector<HttpConnector>,
-    /// `scheme://authority` of the origin: where every connection goes.
-    target: Uri,
+    connector: HttpsConnector<HttpConnector<OriginResolver>>,
+    scheme: http::uri::Scheme,
     pool: Arc<Pool>,
     connect_timeout: Duration,
     read_timeout: Duration,
@@ -410,7 +439,11 @@ pub struct Forwarder {
 
 impl Forwarder {
     pub fn new(origin: &crate::config::Origin, connect_timeout: Duration, read_timeout: Duration) -> Self {
-        let mut http = HttpConnector::new();
+        // An IP origin is connected to as is; a name is resolved (the origin's, always).
+        let host = origin.authority().host();
+        // (An IP literal never reaches the resolver, so its fallback is unused.)
+        let name = host.parse::<Name>().unwrap_or_else(|_| Name::from_str("localhost").expect("a valid name"));
+        let mut http = HttpConnector::new_with_resolver(OriginResolver { name, gai: GaiResolver::new() });
         http.set_connect_timeout(Some(connect_timeout));
         http.set_nodelay(true);
         http.enforce_http(false);
@@ -433,21 +466,21 @@ impl Forwarder {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let target = Uri::builder()
-            .scheme(origin.scheme().clone())
-            .authority(origin.authority().clone())
-            .path_and_query("/")
-            .build()
-            .expect("scheme and authority were validated by Config");
-        Self { connector, target, pool: Arc::default(), connect_timeout, read_timeout }
+        Self { connector, scheme: origin.scheme().clone(), pool: Arc::default(), connect_timeout, read_timeout }
     }
 
-    async fn connect(&self) -> Result<Conn, Error> {
+    async fn connect(&self, host: &Authority) -> Result<Conn, Error> {
         use tower_service::Service;
         let unreachable = || Error::OriginUnreachable("The origin could not be reached".into());
         let handshake = async {
             let mut connector = self.connector.clone();
-            let io = connector.call(self.target.clone()).await.map_err(|e| {
+            let target = Uri::builder()
+                .scheme(self.scheme.clone())
+                .authority(host.clone())
+                .path_and_query("/")
+                .build()
+                .map_err(|_| unreachable())?;
+            let io = connector.call(target).await.map_err(|e| {
                 tracing::warn!(error = %display_chain(&*e), "origin connect failed");
                 unreachable()
             })?;
@@ -476,15 +509,15 @@ impl Forwarder {
     }
 
     /// A pooled connection ready for a request, or a new one.
-    async fn checkout(&self) -> Result<Conn, Error> {
-        while let Some(mut conn) = self.pool.take() {
+    async fn checkout(&self, host: &Authority) -> Result<Conn, Error> {
+        while let Some(mut conn) = self.pool.take(host) {
             // Usually ready at once; a connection whose last response just
             // ended may need its driver to run first.
             if conn.ready().await.is_ok() {
                 return Ok(conn);
             }
         }
-        self.connect().await
+        self.connect(host).await
     }
 
     /// Sends the request; waits for the response head while the request body
@@ -496,6 +529,11 @@ impl Forwarder {
         failure: Option<&Failure>,
     ) -> Result<Response<OriginBody>, Error> {
         let progress = body.progress.clone();
+        let host = out
+            .uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| Error::OriginUnreachable("The origin request has no host".into()))?;
         let mut req = Request::new(body);
         *req.method_mut() = out.method;
         // Origin-form: the connection already goes to the origin.
@@ -507,7 +545,7 @@ impl Forwarder {
         let exchange = async {
             let mut req = req;
             loop {
-                let mut conn = self.checkout().await?;
+                let mut conn = self.checkout(&host).await?;
                 match conn.try_send_request(req).await {
                     Ok(resp) => return Ok((resp, conn)),
                     // A pooled connection the origin closed before this
@@ -560,7 +598,8 @@ impl Forwarder {
         let (resp, conn) = result?;
         let read_timeout = self.read_timeout;
         let pool = self.pool.clone();
-        Ok(resp.map(|b| OriginBody { inner: IdleTimeout::new(b, read_timeout), reuse: Some((conn, pool)) }))
+        Ok(resp
+            .map(|b| OriginBody { inner: IdleTimeout::new(b, read_timeout), reuse: Some((conn, pool, host.clone())) }))
     }
 }
 
@@ -571,16 +610,16 @@ pin_project_lite::pin_project! {
     pub struct OriginBody {
         #[pin]
         inner: IdleTimeout<Incoming>,
-        reuse: Option<(Conn, Arc<Pool>)>,
+        reuse: Option<(Conn, Arc<Pool>, Authority)>,
     }
 
     impl PinnedDrop for OriginBody {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if this.inner.is_end_stream()
-                && let Some((conn, pool)) = this.reuse.take()
+                && let Some((conn, pool, host)) = this.reuse.take()
             {
-                pool.put(conn);
+                pool.put(host, conn);
             }
         }
     }
@@ -595,8 +634,8 @@ impl Body for OriginBody {
         let r = ready!(this.inner.poll_frame(cx));
         match &r {
             None => {
-                if let Some((conn, pool)) = this.reuse.take() {
-                    pool.put(conn);
+                if let Some((conn, pool, host)) = this.reuse.take() {
+                    pool.put(host, conn);
                 }
             }
             Some(Err(_)) => *this.reuse = None,

@@ -1,6 +1,7 @@
 //! The handler: request in → intake → verify → re-sign → forward → stream
 //! back, and `/healthz`. [`serve`] is what the server runs for each request.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use crate::error::Error;
 use crate::forward::{self, ChunkErrors, DataStream, Failure, OutBody, Progress, ProxyBody, Sha256Check, SharedBody};
 use crate::sigv4::{self, PayloadHash};
 use crate::state::AppState;
-use crate::verify::{self, VerifyContext, has_auth, verify};
+use crate::verify::{self, VerifyContext, has_auth, verify_for_host};
 use crate::{chunked, headers, intake, resign};
 
 /// The one service the server runs for every request, in the binary and in
@@ -23,7 +24,7 @@ use crate::{chunked, headers, intake, resign};
 /// Not an axum router: served through axum's `Router`, small GETs cost
 /// 8-10% more requests per second than this direct hyper service in the same
 /// load-benchmark run (bench/RESULTS.md, issue 12), for two routes.
-pub(crate) async fn serve<B>(state: AppState, req: http::Request<B>) -> Response<ProxyBody>
+pub(crate) async fn serve<B>(state: AppState, peer: Option<IpAddr>, req: http::Request<B>) -> Response<ProxyBody>
 where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<crate::error::BoxError>,
@@ -35,7 +36,7 @@ where
     {
         return healthz(&state, method == Method::HEAD).await.map(ProxyBody::from);
     }
-    handle(state, req).await
+    handle(state, peer, req).await
 }
 
 /// A request id for responses that lack the origin's: unique per process
@@ -56,7 +57,8 @@ fn request_id() -> HeaderValue {
 }
 
 /// One S3 request: intake → verify → re-sign → forward → stream back.
-pub(crate) async fn handle<B>(state: AppState, req: http::Request<B>) -> Response<ProxyBody>
+/// `peer` is the address the connection came from (TRUSTED_PROXIES).
+pub(crate) async fn handle<B>(state: AppState, peer: Option<IpAddr>, req: http::Request<B>) -> Response<ProxyBody>
 where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<crate::error::BoxError>,
@@ -71,7 +73,7 @@ where
     // Refused before any signature is looked at: not an S3 method, over a
     // limit, or ambiguous.
     let result = match intake::check(&parts.method, &parts.uri, &parts.headers) {
-        Ok(()) => proxy(&state, &parts, len, body.clone()).await,
+        Ok(()) => proxy(&state, peer, &parts, len, body.clone()).await,
         Err(e) => Err((e, false)),
     };
     let mut resp = match result {
@@ -106,6 +108,7 @@ where
 /// being read (so a `100 Continue` may have gone out).
 async fn proxy(
     state: &AppState,
+    peer: Option<IpAddr>,
     parts: &http::request::Parts,
     len: Option<u64>,
     body: Option<SharedBody>,
@@ -119,7 +122,9 @@ async fn proxy(
         now,
         max_skew: cfg.max_clock_skew,
     };
-    let verified = verify(&parts.method, &parts.uri, &parts.headers, &ctx).map_err(|e| (e, false))?;
+    // The host the signature must cover, and the bucket it names.
+    let host = cfg.addressing.signed_host(peer, &parts.uri, &parts.headers).map_err(|e| (e, false))?;
+    let verified = verify_for_host(&parts.method, &parts.uri, &parts.headers, &host, &ctx).map_err(|e| (e, false))?;
     let out = state.signer().resign(&verified, &parts.method, &parts.headers, now).map_err(|e| (e, false))?;
     let failure = body.as_ref().map(|b| b.failure.clone());
     let has_body = body.is_some();

@@ -18,10 +18,17 @@ pub fn is_hop_by_hop(name: &str) -> bool {
 
 /// Client headers that never travel to the origin: hop-by-hop ones, `Expect`
 /// (the proxy answers 100-continue itself), the client's own `Host` and
-/// authentication, and its session token, which belongs to the client's
-/// credentials, not the origin's.
+/// authentication, its session token, which belongs to the client's
+/// credentials, not the origin's, and the forwarded host (`X-Forwarded-Host`,
+/// `Forwarded`), which describes the hop to the proxy: an origin that honours
+/// it (for its own virtual hosting or signature check) would read a host
+/// other than the one the proxy signed.
 pub fn is_dropped(name: &str) -> bool {
-    is_hop_by_hop(name) || matches!(name, "host" | "authorization" | "expect" | "x-amz-security-token")
+    is_hop_by_hop(name)
+        || matches!(
+            name,
+            "host" | "authorization" | "expect" | "x-amz-security-token" | "x-forwarded-host" | "forwarded"
+        )
 }
 
 /// A signed header that may still not be forwarded: one that cannot cross a

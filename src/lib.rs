@@ -31,6 +31,7 @@
 //! injected clock; [`error`] the one error type.
 //! [`sigv4`] is the pure core: no HTTP stack, no clock.
 
+pub mod addressing;
 pub mod chunked;
 pub mod config;
 #[cfg(feature = "demo")]

@@ -7,10 +7,11 @@
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
-use http::uri::PathAndQuery;
+use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, Method, Uri};
 use time::OffsetDateTime;
 
+use crate::addressing::{OriginStyle, route};
 use crate::config::Origin;
 use crate::error::Error;
 use crate::headers::{connection_lists, is_dropped};
@@ -34,6 +35,8 @@ pub struct OriginRequest {
 
 pub struct Signer<'a> {
     pub origin: &'a Origin,
+    /// ORIGIN_ADDRESSING: where a bucket goes in the origin request.
+    pub style: OriginStyle,
     pub access_key: &'a str,
     pub keys: &'a KeyCache,
     pub region: &'a str,
@@ -64,6 +67,9 @@ struct Unsigned<'a> {
     /// and [`OURS`], sorted, once each.
     names: &'a [&'a str],
     payload: PayloadHash,
+    /// `bucket.<origin host>` for a virtual-hosted origin request; None:
+    /// the origin's own host.
+    host: Option<&'a (Authority, HeaderValue)>,
 }
 
 impl Signer<'_> {
@@ -99,13 +105,16 @@ impl Signer<'_> {
         client_names.extend(v.signed_headers().filter(|n| forwarded(n)));
         client_names.extend(v.hoisted().iter().map(|(n, _)| n.as_str()));
         let names = with_ours(client_names.as_slice());
+        // The bucket of a virtual-hosted request goes where ORIGIN_ADDRESSING puts it.
+        let route = route(self.style, self.origin, v.bucket(), v.canonical_uri())?;
         let out = Unsigned {
             method,
-            target: v.target(),
+            target: Target { canonical_uri: &route.canonical_uri, ..v.target() },
             headers,
             pairs: pairs.as_slice(),
             names: names.as_slice(),
             payload: v.payload(),
+            host: route.authority.as_ref(),
         };
         self.finish(out, now)
     }
@@ -127,6 +136,7 @@ impl Signer<'_> {
             pairs: &[],
             names: &OURS,
             payload: PayloadHash::Sha256(Sha256Digest::EMPTY),
+            host: None,
         };
         self.finish(out, now)
     }
@@ -135,10 +145,14 @@ impl Signer<'_> {
     /// header; makes the origin URI and, for signed aws-chunked bodies, the
     /// origin's chunk seed.
     fn finish(&self, out: Unsigned<'_>, now: OffsetDateTime) -> Result<OriginRequest, Error> {
-        let Unsigned { method, target, mut headers, pairs, names, payload } = out;
+        let Unsigned { method, target, mut headers, pairs, names, payload, host } = out;
+        let (authority, host_value) = match host {
+            Some((a, v)) => (a, v),
+            None => (self.origin.authority(), self.origin.host()),
+        };
         let date = AmzDate::from_datetime(now);
         let payload_text = payload.as_str();
-        headers.insert(header::HOST, self.origin.host().clone());
+        headers.insert(header::HOST, host_value.clone());
         headers.insert(X_AMZ_DATE, HeaderValue::from_bytes(date.as_bytes()).map_err(|_| bad_origin())?);
         headers.insert(X_AMZ_CONTENT_SHA256, payload_value(payload)?);
 
@@ -148,11 +162,7 @@ impl Signer<'_> {
 
         // `headers` now holds `pairs` and these three.
         let date_str = date.as_str();
-        let fixed = [
-            ("host", self.origin.authority().as_str()),
-            ("x-amz-date", date_str),
-            ("x-amz-content-sha256", payload_text),
-        ];
+        let fixed = [("host", authority.as_str()), ("x-amz-date", date_str), ("x-amz-content-sha256", payload_text)];
         let scope = Scope { date: &date_str[..8], region: self.region, service: "s3" };
         let (mac, key) = self.keys.with_prepared(scope.date, self.region, |key| {
             with_text(|creq| {
@@ -172,7 +182,7 @@ impl Signer<'_> {
         });
         let signature = hex32(&mac);
         headers.insert(header::AUTHORIZATION, self.authorization(scope, &signed, &signature)?);
-        let uri = self.origin_uri(&target)?;
+        let uri = self.origin_uri(authority, &target)?;
         let chunk_seed = payload.has_chunk_signatures().then(|| ChunkSeed {
             signing_key: key,
             amz_date: date,
@@ -212,8 +222,9 @@ impl Signer<'_> {
     }
 
     /// The origin URI: the verified path and the forwarded query, at the
-    /// configured origin (never a host from the request).
-    fn origin_uri(&self, target: &Target<'_>) -> Result<Uri, Error> {
+    /// configured origin (never a host from the request; at most a validated
+    /// bucket label in front of the origin's name).
+    fn origin_uri(&self, authority: &Authority, target: &Target<'_>) -> Result<Uri, Error> {
         let mut pq = String::with_capacity(target.canonical_uri.len() + 1 + target.forward_query.len());
         pq.push_str(target.canonical_uri);
         if !target.forward_query.is_empty() {
@@ -223,7 +234,7 @@ impl Signer<'_> {
         let bad_uri = || Error::InvalidArgument("the request URI cannot be forwarded".into());
         let mut uri = http::uri::Parts::default();
         uri.scheme = Some(self.origin.scheme().clone());
-        uri.authority = Some(self.origin.authority().clone());
+        uri.authority = Some(authority.clone());
         uri.path_and_query = Some(PathAndQuery::try_from(pq).map_err(|_| bad_uri())?);
         Uri::from_parts(uri).map_err(|_| bad_uri())
     }
@@ -386,7 +397,8 @@ mod tests {
         let v = verify(&m, &uri, &h, &ctx).expect("verifies");
         let origin = Origin::new(http::uri::Scheme::HTTP, "origin.internal:9000".parse().unwrap()).unwrap();
         let okeys = KeyCache::new(b"osk");
-        let signer = Signer { origin: &origin, access_key: "OAK", keys: &okeys, region: "us-east-1" };
+        let signer =
+            Signer { origin: &origin, style: Default::default(), access_key: "OAK", keys: &okeys, region: "us-east-1" };
         let later = now + time::Duration::seconds(3);
         let out = signer.resign(&v, &m, &h, later).unwrap();
 

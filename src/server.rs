@@ -14,6 +14,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -51,12 +52,20 @@ impl Drop for Load {
 }
 
 /// Serves one connection on the current runtime, watched by `graceful`.
-fn spawn_connection(tcp: TcpStream, state: &AppState, graceful: &GracefulShutdown, load: Option<Load>) {
+fn spawn_connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    state: &AppState,
+    graceful: &GracefulShutdown,
+    load: Option<Load>,
+) {
     let _ = tcp.set_nodelay(true);
     let state = state.clone();
+    // The peer's address, for TRUSTED_PROXIES (an IPv4 peer on a dual-stack socket as IPv4).
+    let peer = Some(peer.ip().to_canonical());
     let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let state = state.clone();
-        async move { Ok::<_, Infallible>(crate::handler::serve(state, req).await) }
+        async move { Ok::<_, Infallible>(crate::handler::serve(state, peer, req).await) }
     });
     let watcher = graceful.watcher();
     tokio::spawn(async move {
@@ -115,13 +124,17 @@ async fn refuse_h2(tcp: &mut TcpStream) {
 
 /// Accepts until `shutdown`, passing each connection to `dispatch`. Accept
 /// errors (EMFILE and the like) are logged and retried after a pause.
-async fn accept_loop(listener: &TcpListener, shutdown: impl Future<Output = ()>, mut dispatch: impl FnMut(TcpStream)) {
+async fn accept_loop(
+    listener: &TcpListener,
+    shutdown: impl Future<Output = ()>,
+    mut dispatch: impl FnMut(TcpStream, SocketAddr),
+) {
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => return,
             r = listener.accept() => match r {
-                Ok((tcp, _)) => dispatch(tcp),
+                Ok((tcp, peer)) => dispatch(tcp, peer),
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -150,7 +163,7 @@ async fn timer_floor() {
 pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) -> io::Result<()> {
     let ticker = tokio::spawn(timer_floor());
     let graceful = GracefulShutdown::new();
-    accept_loop(&listener, shutdown, |tcp| spawn_connection(tcp, &state, &graceful, None)).await;
+    accept_loop(&listener, shutdown, |tcp, peer| spawn_connection(tcp, peer, &state, &graceful, None)).await;
     drop(listener);
     graceful.shutdown().await;
     ticker.abort();
@@ -171,7 +184,7 @@ pub fn serve(
     let mut queues = Vec::with_capacity(workers);
     let mut threads = Vec::with_capacity(workers);
     for i in 0..workers.max(1) {
-        let (tx, mut rx) = mpsc::unbounded_channel::<std::net::TcpStream>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr)>();
         let load = Arc::new(AtomicUsize::new(0));
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let (make_state, worker_load) = (make_state.clone(), load.clone());
@@ -180,10 +193,10 @@ pub fn serve(
                 tokio::spawn(timer_floor());
                 let state = make_state();
                 let graceful = GracefulShutdown::new();
-                while let Some(std_tcp) = rx.recv().await {
+                while let Some((std_tcp, peer)) = rx.recv().await {
                     let load = Load(worker_load.clone());
                     match TcpStream::from_std(std_tcp) {
-                        Ok(tcp) => spawn_connection(tcp, &state, &graceful, Some(load)),
+                        Ok(tcp) => spawn_connection(tcp, peer, &state, &graceful, Some(load)),
                         Err(e) => tracing::warn!(error = %e, "cannot register a connection"),
                     }
                 }
@@ -196,12 +209,12 @@ pub fn serve(
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let listener = TcpListener::from_std(listener)?;
-        accept_loop(&listener, shutdown, |tcp| {
+        accept_loop(&listener, shutdown, |tcp, peer| {
             let Some((tx, load)) = queues.iter().min_by_key(|(_, l)| l.load(Ordering::Relaxed)) else { return };
             load.fetch_add(1, Ordering::Relaxed);
             match tcp.into_std() {
                 Ok(s) => {
-                    if tx.send(s).is_err() {
+                    if tx.send((s, peer)).is_err() {
                         load.fetch_sub(1, Ordering::Relaxed);
                     }
                 }

@@ -52,6 +52,12 @@ impl AppState {
 
     pub(crate) fn signer(&self) -> Signer<'_> {
         let c = &self.0.config;
-        Signer { origin: &c.origin, access_key: &c.origin_access_key, keys: &self.0.origin_keys, region: &c.region }
+        Signer {
+            origin: &c.origin,
+            style: c.addressing.origin_style,
+            access_key: &c.origin_access_key,
+            keys: &self.0.origin_keys,
+            region: &c.region,
+        }
     }
 }

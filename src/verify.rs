@@ -11,6 +11,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
+use crate::addressing::SignedHost;
 use crate::error::Error;
 use crate::headers::{connection_tokens, unforwardable_when_signed};
 use crate::intake::repeated;
@@ -73,6 +74,8 @@ pub struct VerifiedRequest {
     /// `x-amz-*` parameters of a presigned URL, which S3 applies as the
     /// request headers of the same names: forwarded (and signed) as headers.
     hoisted: Vec<(HeaderName, HeaderValue)>,
+    /// The bucket the signed host names (virtual-hosted style), if any.
+    bucket: Option<Box<str>>,
 }
 
 /// [`VerifiedRequest`] without its signed headers (known once the signature is checked).
@@ -110,7 +113,7 @@ impl Parts {
     fn verified(mut self, kind: AuthKind, signed_headers: &str, body: BodyClaim) -> VerifiedRequest {
         self.text.truncate(self.ends[2]);
         self.text.push_str(signed_headers);
-        VerifiedRequest { kind, parts: self.text, ends: self.ends, body, hoisted: Vec::new() }
+        VerifiedRequest { kind, parts: self.text, ends: self.ends, body, hoisted: Vec::new(), bucket: None }
     }
 }
 
@@ -156,6 +159,11 @@ impl VerifiedRequest {
     pub fn hoisted(&self) -> &[(HeaderName, HeaderValue)] {
         &self.hoisted
     }
+    /// The bucket named by the signed host of a virtual-hosted request; the
+    /// canonical URI is then the key's path within it.
+    pub fn bucket(&self) -> Option<&str> {
+        self.bucket.as_deref()
+    }
 }
 
 /// Is there any S3 authentication on this request (V4 or V2, header or query)?
@@ -170,10 +178,36 @@ pub fn has_auth(headers: &HeaderMap, query: Option<&str>) -> bool {
     })
 }
 
+/// Verifies a request against the host it carries (its Host header), path style.
 pub fn verify(
     method: &Method,
     uri: &http::Uri,
     headers: &HeaderMap,
+    ctx: &VerifyContext<'_>,
+) -> Result<VerifiedRequest, Error> {
+    verify_for_host(method, uri, headers, &SignedHost::of_request(uri, headers), ctx)
+}
+
+/// Verifies a request against `host`, the host its signature must cover
+/// ([`crate::addressing`] chose it: a trusted forwarded host, PUBLIC_HOST or
+/// the Host header), and the bucket that host names.
+pub fn verify_for_host(
+    method: &Method,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    host: &SignedHost<'_>,
+    ctx: &VerifyContext<'_>,
+) -> Result<VerifiedRequest, Error> {
+    let mut v = verify_any(method, uri, headers, host, ctx)?;
+    v.bucket = host.bucket().map(Box::from);
+    Ok(v)
+}
+
+fn verify_any(
+    method: &Method,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    host: &SignedHost<'_>,
     ctx: &VerifyContext<'_>,
 ) -> Result<VerifiedRequest, Error> {
     let query = Query::parse(uri.query().unwrap_or(""));
@@ -190,20 +224,20 @@ pub fn verify(
             .to_str()
             .map_err(|_| Error::AuthorizationHeaderMalformed("the Authorization header is not ASCII".into()))?;
         return if authz.starts_with("AWS4-HMAC-SHA256") {
-            verify_header(method, uri, headers, &query, authz, ctx)
+            verify_header(method, uri, headers, host, &query, authz, ctx)
         } else if authz.starts_with("AWS4-ECDSA-P256-SHA256") {
             Err(Error::AuthorizationHeaderMalformed(SIGV4A.into()))
         } else if authz.starts_with("AWS ") {
-            verify_v2(method, uri, headers, &query, V2Auth::Header(authz), ctx)
+            verify_v2(method, uri, headers, host, &query, V2Auth::Header(authz), ctx)
         } else {
             Err(Error::AuthorizationHeaderMalformed("Unsupported Authorization Type".into()))
         };
     }
     if presigned {
-        return verify_presigned(method, uri, headers, &query, ctx);
+        return verify_presigned(method, uri, headers, host, &query, ctx);
     }
     if v2_query {
-        return verify_v2(method, uri, headers, &query, V2Auth::Query, ctx);
+        return verify_v2(method, uri, headers, host, &query, V2Auth::Query, ctx);
     }
     Err(Error::AccessDenied("Anonymous access is not allowed through this proxy; sign the request".into()))
 }
@@ -219,15 +253,16 @@ const SIGV4A: &str =
 /// `Connection` names none that would reach the origin (it would be dropped
 /// in transit, unpinning what the signer pinned).
 fn check_signed_names(
-    uri: &http::Uri,
+    host: &SignedHost<'_>,
     headers: &HeaderMap,
     names: &[&str],
     malformed: fn(Msg) -> Error,
 ) -> Result<(), Error> {
     for &n in names {
         let mut values = headers.get_all(n).iter();
-        // HTTP/2 carries the host as the URI's authority, not a header.
-        if n == "host" && !headers.contains_key(header::HOST) && uri.authority().is_some() {
+        // The signed host is given (the Host header, an HTTP/2 authority, a
+        // forwarded host or PUBLIC_HOST); intake allowed one Host at most.
+        if n == "host" && host.host().is_some() {
             continue;
         }
         match (values.next(), values.next()) {
@@ -321,13 +356,13 @@ fn check_credential(
 }
 
 /// The headers of the client's request as the canonical request reads them:
-/// its pairs, and the host from the URI when there is no Host header (HTTP/2).
+/// its pairs, and the signed host, given outright (it may not be the Host
+/// header: a trusted forwarded host, PUBLIC_HOST, an HTTP/2 authority).
 fn client_headers<'h>(
-    uri: &'h http::Uri,
     headers: &'h HeaderMap,
+    host: &'h SignedHost<'_>,
 ) -> (HeaderPairs<'h>, Option<(&'static str, &'h str)>) {
-    let host = if headers.contains_key(header::HOST) { None } else { uri.authority().map(|a| a.as_str()) };
-    (header_pairs(headers), host.map(|h| ("host", h)))
+    (header_pairs(headers), host.host().map(|h| ("host", h)))
 }
 
 /// Checks the client's signature over the canonical request `creq` describes.
@@ -369,6 +404,7 @@ fn verify_header(
     method: &Method,
     uri: &http::Uri,
     headers: &HeaderMap,
+    host: &SignedHost<'_>,
     query: &Query<'_>,
     authz: &str,
     ctx: &VerifyContext<'_>,
@@ -408,10 +444,10 @@ fn verify_header(
         ),
     })?;
     unsigned_amz_headers(headers, names)?;
-    check_signed_names(uri, headers, names, Error::AuthorizationHeaderMalformed)?;
+    check_signed_names(host, headers, names, Error::AuthorizationHeaderMalformed)?;
 
     let parts = Parts::new(uri.path(), uri.query().unwrap_or(""), query, |_| false, auth.signed_headers.as_str().len());
-    let (pairs, fixed) = client_headers(uri, headers);
+    let (pairs, fixed) = client_headers(headers, host);
     let creq = CanonicalParts {
         method: method.as_str(),
         canonical_uri: parts.canonical_uri(),
@@ -478,6 +514,7 @@ fn verify_presigned(
     method: &Method,
     uri: &http::Uri,
     headers: &HeaderMap,
+    host: &SignedHost<'_>,
     query: &Query<'_>,
     ctx: &VerifyContext<'_>,
 ) -> Result<VerifiedRequest, Error> {
@@ -509,7 +546,7 @@ fn verify_presigned(
         return Err(Error::AuthorizationQueryParametersError("X-Amz-SignedHeaders must include host".into()));
     }
     unsigned_amz_headers(headers, names)?;
-    check_signed_names(uri, headers, names, Error::AuthorizationQueryParametersError)?;
+    check_signed_names(host, headers, names, Error::AuthorizationQueryParametersError)?;
     let payload_text = p.content_sha256.unwrap_or(UNSIGNED_PAYLOAD);
     let payload = presigned_payload(payload_text, headers, names)?;
     let hoisted = hoisted_headers(query, headers)?;
@@ -522,7 +559,7 @@ fn verify_presigned(
             || is_hoistable(k)
     };
     let parts = Parts::new(uri.path(), uri.query().unwrap_or(""), query, is_auth, p.signed_headers.as_str().len());
-    let (pairs, fixed) = client_headers(uri, headers);
+    let (pairs, fixed) = client_headers(headers, host);
     let creq = CanonicalParts {
         method: method.as_str(),
         canonical_uri: parts.canonical_uri(),
@@ -683,6 +720,7 @@ fn verify_v2(
     method: &Method,
     uri: &http::Uri,
     headers: &HeaderMap,
+    host: &SignedHost<'_>,
     query: &Query<'_>,
     auth: V2Auth<'_>,
     ctx: &VerifyContext<'_>,
@@ -755,7 +793,7 @@ fn verify_v2(
         query: &pairs,
         headers: &hdrs,
         date_line,
-        bucket: None,
+        bucket: host.bucket(),
     };
     let sts = sigv2::StringToSign::new(&req);
     if !sigv2::verify(ctx.secret, &sts, &signature) {
