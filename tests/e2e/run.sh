@@ -558,7 +558,7 @@ done
 say ""
 say "# mode: $([ "$DIRECT" = 1 ] && echo "DIRECT (no proxy)" || echo PROXY); groups ran in $(elapsed "$SUITE_T0")s"
 for line in "${SUMMARY[@]}"; do say "# $line"; done
-[ "$SKIPPED" -gt 0 ] && say "# $SKIPPED skipped (SKIP lines above: s3s-fs limitations or E2E_DIRECT=1, not counted)"
+[ "$SKIPPED" -gt 0 ] && say "# $SKIPPED skipped (SKIP lines above: s3s-fs limitations, E2E_DIRECT=1 or unresolved test host names; not counted)"
 say "# results: $RESULTS, copied to tests/e2e/last-results.tsv (tests/e2e/table.py makes Markdown of it)"
 if [ "$FAILED" -gt 0 ] && [ "$DIRECT" != 1 ] && [ -f "$WORK/proxy.log" ]; then
   say "# proxy log: $WORK/proxy.log"

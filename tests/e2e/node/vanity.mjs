@@ -42,6 +42,11 @@ const fail = (n, why) => { failed++; console.log(`FAIL ${n}: ${oneLine(why)}`); 
 const sha256 = (b) => createHash("sha256").update(b).digest("hex");
 const md5 = (b) => createHash("md5").update(b).digest("hex");
 function assert(cond, msg) { if (!cond) throw new Error(msg); }
+// Code and Message of an S3 XML error, never its SignatureProvided or StringToSign.
+const s3Error = (text) => {
+  const c = /<Code>([^<]*)<\/Code>/.exec(text), m = /<Message>([^<]*)<\/Message>/.exec(text);
+  return c ? `${c[1]}: ${m ? m[1].slice(0, 160) : ""}` : JSON.stringify(text.slice(0, 80));
+};
 
 // Every request the SDK put on the wire: [method, host header, path, query, headers].
 let wire = [];
@@ -201,7 +206,7 @@ async function main() {
     expectUrl(url, B, "/dir/a%20b%2Bc%3Dd%20%C3%A9.txt");
     const r = await fetch(url);
     const b = Buffer.from(await r.arrayBuffer());
-    assert(r.status === 200, `HTTP ${r.status}: ${b.toString().slice(0, 300)}`);
+    assert(r.status === 200, `HTTP ${r.status}: ${s3Error(b.toString())}`);
     assert(b.equals(small), "presigned GET body differs");
   });
 
@@ -212,7 +217,7 @@ async function main() {
     const url = await getSignedUrl(presigner, new PutObjectCommand({ Bucket: B, Key: "presigned/put.bin" }), { expiresIn: 300 });
     expectUrl(url, B, "/presigned/put.bin");
     const r = await fetch(url, { method: "PUT", body: data });
-    assert(r.status === 200, `HTTP ${r.status}: ${(await r.text()).slice(0, 300)}`);
+    assert(r.status === 200, `HTTP ${r.status}: ${s3Error(await r.text())}`);
     await origin.exists(B, "presigned/put.bin", sha256(data));
   });
 
