@@ -219,10 +219,12 @@ impl Addressing {
             return Ok(SignedHost { host: None, bucket: None });
         };
         let hp = split_host(&host);
+        // A bad bucket label under a configured domain is named as such,
+        // even when ALLOWED_HOSTS would refuse the host too.
+        let bucket = self.bucket_in(hp)?;
         if !self.allowed.is_empty() && !self.allowed.iter().any(|p| p.matches(hp)) {
             return Err(Error::HostNotAllowed(host.chars().take(crate::error::MAX_ECHO).collect()));
         }
-        let bucket = self.bucket_in(hp)?;
         Ok(SignedHost { host: Some(host), bucket })
     }
 
