@@ -15,7 +15,7 @@ secs=${1:-30}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(auth_header presigned_query canonical_encoding aws_chunked sigv2_string_to_sign)
+    targets=(auth_header presigned_query canonical_encoding aws_chunked sigv2_string_to_sign signed_host)
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked

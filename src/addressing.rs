@@ -60,6 +60,9 @@ fn split_host(h: &str) -> HostPort<'_> {
             None => (h, None),
         }
     };
+    // `bkt.s3.example.com.` (a fully qualified name) is `bkt.s3.example.com`:
+    // left alone, it would not match its domain and would be read path style.
+    let name = name.strip_suffix('.').filter(|n| !n.is_empty()).unwrap_or(name);
     HostPort { name, port }
 }
 
@@ -216,10 +219,12 @@ impl Addressing {
             return Ok(SignedHost { host: None, bucket: None });
         };
         let hp = split_host(&host);
+        // A bad bucket label under a configured domain is named as such,
+        // even when ALLOWED_HOSTS would refuse the host too.
+        let bucket = self.bucket_in(hp)?;
         if !self.allowed.is_empty() && !self.allowed.iter().any(|p| p.matches(hp)) {
             return Err(Error::HostNotAllowed(host.chars().take(crate::error::MAX_ECHO).collect()));
         }
-        let bucket = self.bucket_in(hp)?;
         Ok(SignedHost { host: Some(host), bucket })
     }
 
@@ -548,6 +553,10 @@ mod tests {
         let uri = http::Uri::from_static("/key");
         let cases: &[(&str, Result<Option<&str>, &str>)] = &[
             ("bkt.s3.vanity.test:8000", Ok(Some("bkt"))),
+            ("bkt.s3.vanity.test.:8000", Ok(Some("bkt"))),
+            ("bkt.s3.vanity.test.", Ok(Some("bkt"))),
+            ("s3.vanity.test.", Ok(None)),
+            (".s3.vanity.test", Err("InvalidBucketName")),
             ("BKT.s3.vanity.test", Err("InvalidBucketName")),
             ("bkt.S3.Vanity.TEST", Ok(Some("bkt"))),
             ("my.dotted.bkt.s3.vanity.test", Ok(Some("my.dotted.bkt"))),
@@ -596,6 +605,7 @@ mod tests {
             ("s3.vanity.test:8000", false),
             ("bkt.s3.vanity.test:8000", true),
             ("a.b.s3.vanity.test", true),
+            ("s3.vanity.test.", true),
             ("S3.VANITY.TEST", true),
             ("evil.test", false),
             ("xs3.vanity.test", false),

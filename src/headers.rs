@@ -25,10 +25,19 @@ pub fn is_hop_by_hop(name: &str) -> bool {
 /// other than the one the proxy signed.
 pub fn is_dropped(name: &str) -> bool {
     is_hop_by_hop(name)
+        || is_added_by_cdn(name)
         || matches!(
             name,
             "host" | "authorization" | "expect" | "x-amz-security-token" | "x-forwarded-host" | "forwarded"
         )
+}
+
+/// An `x-amz-*` header that a CDN in front of the proxy adds after the client
+/// signed: CloudFront's request id, `X-Amz-Cf-Id`. No client can sign it, so
+/// it is neither required to be signed (SigV4) nor part of the SigV2 string
+/// to sign, and it is not forwarded.
+pub fn is_added_by_cdn(name: &str) -> bool {
+    name == "x-amz-cf-id"
 }
 
 /// A signed header that may still not be forwarded: one that cannot cross a

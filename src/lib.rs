@@ -8,9 +8,9 @@
 //! ## Data flow
 //!
 //! ```text
-//! request in ──► intake ──► verify ──► canonicalize ──► re-sign ──► forward ──► stream back
-//!  server.rs    intake.rs  verify.rs    sigv4/          resign.rs  forward.rs   (body as is)
-//!  handler.rs               └─ VerifiedRequest (proof) ─┘
+//! request in ──► intake ──► address ──► verify ──► canonicalize ──► re-sign ──► forward ──► stream back
+//!  server.rs    intake.rs  addressing.rs verify.rs  sigv4/          resign.rs  forward.rs   (body as is)
+//!  handler.rs               SignedHost     └─ VerifiedRequest (proof) ─┘
 //! ```
 //!
 //! 0. [`server`] runs one hyper service (`handler::serve`: `/healthz`, else
@@ -18,13 +18,16 @@
 //!    caller's (tests): the same path either way.
 //! 1. [`intake::check`] refuses what is not an S3 method, over a limit, or
 //!    ambiguous, before any signature is looked at.
-//! 2. [`verify::verify`] parses the `Authorization` header or the presigned
+//! 2. [`addressing::Addressing::signed_host`] finds the host the client
+//!    signed (a trusted proxy's forwarded host, PUBLIC_HOST, or Host), checks
+//!    it against ALLOWED_HOSTS, and the bucket it names (virtual-hosted style).
+//! 3. [`verify::verify_for_host`] parses the `Authorization` header or the presigned
 //!    query, checks key, date, skew/expiry and signature, and returns a
 //!    [`verify::VerifiedRequest`]. No body byte has been read yet.
-//! 3. [`resign::Signer::resign`] turns it into an origin request: the same
-//!    path and query, the client's signed headers (less hop-by-hop ones) plus
+//! 4. [`resign::Signer::resign`] turns it into an origin request: the same
+//!    path and query (the bucket placed as ORIGIN_ADDRESSING says), the client's signed headers (less hop-by-hop ones) plus
 //!    `host`, `x-amz-date`, `x-amz-content-sha256`, signed with the origin key.
-//! 4. [`forward::Forwarder::send`] streams the body (checking a hex payload
+//! 5. [`forward::Forwarder::send`] streams the body (checking a hex payload
 //!    hash or the aws-chunked signatures on the way) and the response back.
 //!
 //! [`headers`] is the header policy; [`state`] the per-worker state and the

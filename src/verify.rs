@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use crate::addressing::SignedHost;
 use crate::error::Error;
-use crate::headers::{connection_tokens, unforwardable_when_signed};
+use crate::headers::{connection_tokens, is_added_by_cdn, unforwardable_when_signed};
 use crate::intake::repeated;
 use crate::sigv2;
 use crate::sigv4::auth::PRESIGNED_AUTH_PARAMS;
@@ -302,7 +302,7 @@ fn check_access_key(cred: &Credential<'_>, ctx: &VerifyContext<'_>) -> Result<()
 }
 
 fn unsigned_amz_headers(headers: &HeaderMap, signed: &[&str]) -> Result<(), Error> {
-    let unsigned = |n: &&str| n.starts_with("x-amz-") && !signed.contains(n);
+    let unsigned = |n: &&str| n.starts_with("x-amz-") && !signed.contains(n) && !is_added_by_cdn(n);
     if !headers.keys().map(http::HeaderName::as_str).any(|n| unsigned(&n)) {
         return Ok(());
     }
@@ -701,7 +701,7 @@ const V2_MAX_EXPIRES: i64 = 604_800;
 
 /// Is this header among those a SigV2 signature covers?
 fn v2_signed(name: &str) -> bool {
-    matches!(name, "content-md5" | "content-type" | "date") || name.starts_with("x-amz-")
+    matches!(name, "content-md5" | "content-type" | "date") || name.starts_with("x-amz-") && !is_added_by_cdn(name)
 }
 
 /// Signature Version 2, header or query. Forwarded as SigV4 like any other
@@ -820,7 +820,7 @@ fn verify_v2(
     let mut signed: Vec<&str> = headers
         .keys()
         .map(http::HeaderName::as_str)
-        .filter(|n| *n == "content-md5" || *n == "content-type" || n.starts_with("x-amz-"))
+        .filter(|n| (*n == "content-md5" || *n == "content-type" || n.starts_with("x-amz-")) && !is_added_by_cdn(n))
         .collect();
     signed.push("host");
     signed.sort_unstable();

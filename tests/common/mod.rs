@@ -35,7 +35,7 @@ pub struct Harness {
     pub origin_addr: SocketAddr,
     pub proxy_addr: SocketAddr,
     pub origin_dir: tempfile::TempDir,
-    origin_task: Option<tokio::task::JoinHandle<()>>,
+    origin_tasks: Vec<tokio::task::JoinHandle<()>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -71,7 +71,49 @@ impl Harness {
         let mut vars = base_vars(origin_addr);
         tweak(&mut vars);
         let (proxy_addr, shutdown) = start_proxy(vars, clock).await;
-        Self { origin_addr, proxy_addr, origin_dir, origin_task: Some(origin_task), shutdown: Some(shutdown) }
+        Self { origin_addr, proxy_addr, origin_dir, origin_tasks: vec![origin_task], shutdown: Some(shutdown) }
+    }
+
+    /// The proxy toward a [`Relay`] in front of the origin, so a test sees
+    /// every byte that reaches the origin. With `virtual_origin`, that origin
+    /// answers virtual-hosted requests at `<bucket>.localhost:<relay port>`
+    /// and ORIGIN_DOMAIN is `http://localhost:<relay port>` (`tweak` sets
+    /// ORIGIN_ADDRESSING); `origin()` then talks path-style to a second s3s-fs
+    /// over the same directory, since an s3s SingleDomain origin reads
+    /// `Host: 127.0.0.1:port` as a bucket name.
+    pub async fn start_relayed(tweak: impl FnOnce(&mut Vec<(String, String)>), virtual_origin: bool) -> (Self, Relay) {
+        let origin_dir = tempfile::tempdir().unwrap();
+        let root = origin_dir.path().to_owned();
+        let ol = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let relay = Relay::start(ol.local_addr().unwrap(), None).await;
+        let mut origin_tasks = Vec::new();
+        let mut vars;
+        let origin_addr;
+        if virtual_origin {
+            let domain = format!("localhost:{}", relay.addr.port());
+            let r = root.clone();
+            origin_tasks.push(tokio::spawn(async move {
+                let _ = s3_resign_proxy::demo::serve_origin_with_domain(ol, &r, OAK, OSK, Some(domain.as_str())).await;
+            }));
+            let truth = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            origin_addr = truth.local_addr().unwrap();
+            let r = root.clone();
+            origin_tasks.push(tokio::spawn(async move {
+                let _ = s3_resign_proxy::demo::serve_origin(truth, &r, OAK, OSK).await;
+            }));
+            vars = base_vars(origin_addr);
+            set_var(&mut vars, "ORIGIN_DOMAIN", &format!("http://localhost:{}", relay.addr.port()));
+        } else {
+            origin_addr = ol.local_addr().unwrap();
+            let r = root.clone();
+            origin_tasks.push(tokio::spawn(async move {
+                let _ = s3_resign_proxy::demo::serve_origin(ol, &r, OAK, OSK).await;
+            }));
+            vars = base_vars(relay.addr);
+        }
+        tweak(&mut vars);
+        let (proxy_addr, shutdown) = start_proxy(vars, None).await;
+        (Self { origin_addr, proxy_addr, origin_dir, origin_tasks, shutdown: Some(shutdown) }, relay)
     }
 
     pub fn endpoint(&self) -> String {
@@ -92,7 +134,7 @@ impl Harness {
     }
 
     pub fn stop_origin(&mut self) {
-        if let Some(t) = self.origin_task.take() {
+        for t in self.origin_tasks.drain(..) {
             t.abort();
         }
     }
@@ -543,4 +585,140 @@ pub fn signed_head(
         head += &format!("Content-Length: {n}\r\n");
     }
     head + "\r\n"
+}
+
+/// Sets (or replaces) `name` in an environment list.
+pub fn set_var(vars: &mut Vec<(String, String)>, name: &str, value: &str) {
+    vars.retain(|(k, _)| k != name);
+    vars.push((name.to_string(), value.to_string()));
+}
+
+/// A DNS resolver that answers 127.0.0.1 for every name, for the SDK (through
+/// aws-smithy-http-client) and for reqwest: the vanity-domain tests need
+/// `bkt.s3.vanity.test` to reach the proxy without an /etc/hosts entry.
+/// It records the names it was asked for.
+#[derive(Clone, Debug, Default)]
+pub struct Loopback(pub Arc<std::sync::Mutex<Vec<String>>>);
+
+impl aws_smithy_runtime_api::client::dns::ResolveDns for Loopback {
+    fn resolve_dns<'a>(&'a self, name: &'a str) -> aws_smithy_runtime_api::client::dns::DnsFuture<'a> {
+        self.0.lock().unwrap().push(name.to_string());
+        aws_smithy_runtime_api::client::dns::DnsFuture::ready(Ok(vec![std::net::Ipv4Addr::LOCALHOST.into()]))
+    }
+}
+
+impl reqwest::dns::Resolve for Loopback {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        self.0.lock().unwrap().push(name.as_str().to_string());
+        let addrs: reqwest::dns::Addrs = Box::new(std::iter::once(SocketAddr::from(([127, 0, 0, 1], 0))));
+        Box::pin(std::future::ready(Ok(addrs)))
+    }
+}
+
+/// A reqwest client whose every name resolves to 127.0.0.1.
+pub fn loopback_http() -> reqwest::Client {
+    reqwest::Client::builder().dns_resolver(Arc::new(Loopback::default())).build().unwrap()
+}
+
+/// The URIs an SDK client sent its requests to, in order (an interceptor
+/// records them just before they go out).
+#[derive(Clone, Debug, Default)]
+pub struct Uris(pub Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Uris {
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl aws_sdk_s3::config::Intercept for Uris {
+    fn name(&self) -> &'static str {
+        "Uris"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_s3::config::RuntimeComponents,
+        _: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        self.0.lock().unwrap().push(context.request().uri().to_string());
+        Ok(())
+    }
+}
+
+/// An SDK client for `endpoint` (a name such as `http://s3.vanity.test:PORT`)
+/// whose every name resolves to 127.0.0.1, in the SDK's default (virtual-
+/// hosted) addressing unless `path_style`; with the URIs it sent to.
+pub fn loopback_client(endpoint: &str, (ak, sk): (&str, &str), path_style: bool) -> (aws_sdk_s3::Client, Uris) {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+        .build_with_resolver(Loopback::default());
+    let uris = Uris::default();
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(ak, sk, None, None, "test"))
+        .force_path_style(path_style)
+        .http_client(http)
+        .interceptor(uris.clone())
+        .build();
+    (aws_sdk_s3::Client::from_conf(conf), uris)
+}
+
+/// One request head a [`Relay`] passed toward the origin.
+#[derive(Debug, Clone)]
+pub struct SeenHead {
+    pub method: String,
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl SeenHead {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    pub fn host(&self) -> &str {
+        self.header("host").unwrap_or("")
+    }
+}
+
+/// The request heads in what a [`Relay`] recorded upstream, read as one
+/// HTTP/1.1 stream (each body skipped by its Content-Length or chunked
+/// framing): right for requests sent one after another, as the tests do.
+pub fn seen_heads(relay: &Relay) -> Vec<SeenHead> {
+    let bytes = relay.upstream.lock().unwrap().clone();
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(end) = find(&bytes[at..], b"\r\n\r\n") {
+        let text = String::from_utf8_lossy(&bytes[at..at + end]).into_owned();
+        at += end + 4;
+        let mut lines = text.split("\r\n");
+        let mut line = lines.next().unwrap_or("").splitn(3, ' ');
+        let (method, target) = (line.next().unwrap_or("").to_string(), line.next().unwrap_or("").to_string());
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+            .collect();
+        let seen = SeenHead { method, target, headers };
+        if seen.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+            // Chunk sizes up to the zero chunk, then the (empty) trailer section.
+            while let Some(eol) = find(&bytes[at..], b"\r\n") {
+                let size_text = String::from_utf8_lossy(&bytes[at..at + eol]).into_owned();
+                let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+                at += eol + 2;
+                if size == 0 {
+                    at += find(&bytes[at..], b"\r\n").map_or(0, |e| e + 2);
+                    break;
+                }
+                at = (at + size + 2).min(bytes.len());
+            }
+        } else {
+            at = (at + seen.header("content-length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0))
+                .min(bytes.len());
+        }
+        out.push(seen);
+    }
+    out
 }

@@ -6,11 +6,13 @@ CLI:
   origin_check.py absent BUCKET KEY                       exit 0 if the origin has no such object
   origin_check.py sha256 BUCKET KEY                       print the sha256 of the object's body
   origin_check.py mkbucket BUCKET -                      create the bucket at the origin if missing
+  origin_check.py bucket BUCKET -                        exit 0 if the bucket exists at the origin
+  origin_check.py nobucket BUCKET -                      exit 0 if the origin has no such bucket
   origin_check.py canput BUCKET KEY                       exit 0 if the origin itself can store and return
                                                           this key (probe put/get/delete): tells an origin
                                                           limitation apart from a proxy bug
   origin_check.py batch < lines                           one JSON object per line:
-        {"op": "exists"|"absent", "bucket": ..., "key": ..., "sha256": ..., "name": ...}
+        {"op": "exists"|"absent"|"bucket"|"nobucket"|..., "bucket": ..., "key": ..., "sha256": ..., "name": ...}
         prints "PASS name" / "FAIL name: reason" per line; exit 1 if any failed
   Keys may be given as "b64:<base64 of utf-8>" to avoid shell quoting trouble.
 
@@ -121,9 +123,28 @@ def ensure_bucket(bucket):
         client().create_bucket(Bucket=bucket)
 
 
+def bucket_exists(bucket):
+    from botocore.exceptions import ClientError
+
+    try:
+        client().head_bucket(Bucket=bucket)
+    except ClientError as e:
+        code, status = _error_code(e)
+        if status == 404 or code in ("404", "NoSuchBucket", "NotFound"):
+            return False
+        raise
+    return True
+
+
 def _run(op, bucket, key, sha=None, size=None):
     if op == "mkbucket":
         ensure_bucket(bucket)
+    elif op == "bucket":
+        if not bucket_exists(bucket):
+            raise AssertionError(f"origin: bucket {bucket!r} does not exist")
+    elif op == "nobucket":
+        if bucket_exists(bucket):
+            raise AssertionError(f"origin: bucket {bucket!r} exists but should not")
     elif op == "canput":
         assert_can_put(bucket, key)
     elif op == "exists":

@@ -2,7 +2,7 @@
 # End-to-end tests of s3-resign-proxy with real S3 clients against an s3s-fs origin.
 #
 #   tests/e2e/run.sh                 all groups
-#   tests/e2e/run.sh smoke js        only these groups (smoke awscli boto3 s3cmd rclone js minio-go hostile tls)
+#   tests/e2e/run.sh smoke js        only these groups (smoke awscli boto3 s3cmd rclone js minio-go hostile vanity cdn tls)
 #   E2E_DIRECT=1 tests/e2e/run.sh    clients talk straight to s3s-fs with the origin credentials (no proxy)
 #
 # Other knobs: E2E_CACHE (default ~/.cache/s3rp-e2e), E2E_KEEP=1 (keep the scratch dir),
@@ -20,7 +20,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 CACHE=${E2E_CACHE:-$HOME/.cache/s3rp-e2e}
 DIRECT=${E2E_DIRECT:-0}
-ALL_GROUPS=(smoke awscli boto3 s3cmd rclone js minio-go hostile tls) # tls last: it stops and restarts the origin
+ALL_GROUPS=(smoke awscli boto3 s3cmd rclone js minio-go hostile vanity cdn tls) # tls last: it stops and restarts the origin
 GROUP_TIMEOUT=${E2E_GROUP_TIMEOUT:-300}
 export DEBIAN_FRONTEND=noninteractive
 
@@ -209,11 +209,11 @@ mkdir -p "$(dirname "$RESULTS")"
 INSTALL_T0=$(now)
 try_install python install_python
 try_install s3s-fs install_s3sfs
-if want awscli || want boto3 || want tls; then try_install curl install_curl; fi
+if want awscli || want boto3 || want tls || want vanity; then try_install curl install_curl; fi
 if want tls; then try_install haproxy install_haproxy; fi
-if want s3cmd; then try_install s3cmd install_s3cmd; fi
+if want s3cmd || want vanity; then try_install s3cmd install_s3cmd; fi
 if want rclone; then try_install rclone install_rclone; fi
-if want js; then try_install node install_node; fi
+if want js || want vanity; then try_install node install_node; fi
 if want minio-go; then try_install minio-go install_minio_go; fi
 say "# installs checked in $(elapsed "$INSTALL_T0")s"
 
@@ -226,6 +226,7 @@ needs_for() {
     js) echo python node ;;
     minio-go) echo python minio-go ;;
     tls) echo python curl haproxy ;;
+    vanity) echo python curl node s3cmd ;;
   esac
 }
 
@@ -236,6 +237,57 @@ if [ -n "${BROKEN[python]:-}" ] || [ -n "${BROKEN[s3s-fs]:-}" ]; then
   say "$PASSED passed, $FAILED failed"
   exit 1
 fi
+
+# ---------------------------------------------------------------- test host names (vanity, cdn groups)
+# Clients must resolve virtual-hosted names (bucket.s3.vanity.test) to 127.0.0.1. /etc/hosts has no
+# wildcards, so every name a test uses is listed. The block between the markers only ever grows (the union
+# of what is there and these lists), so runs from other checkouts keep their names; it is left in place at
+# exit. E2E_HOSTS_FILE: another file (for trying this out; the resolver reads only /etc/hosts).
+VANITY_DOMAIN=s3.vanity.test
+VANITY_HOSTS=("$VANITY_DOMAIN" "vbkt-js.$VANITY_DOMAIN" "my.dotted.vbkt.$VANITY_DOMAIN" "vbkt-boto.$VANITY_DOMAIN"
+  "vbkt-public.$VANITY_DOMAIN" "vbkt-cli.$VANITY_DOMAIN" "vbkt-s3cmd.$VANITY_DOMAIN" "vbkt-s3cmd-v2.$VANITY_DOMAIN")
+CDN_HOSTS=(origin.test cdn-bkt.origin.test) # the cdn group (nginx in front, a virtual-hosted origin): extend here
+E2E_HOSTS=("${VANITY_HOSTS[@]}" "${CDN_HOSTS[@]}")
+HOSTS_FILE=${E2E_HOSTS_FILE:-/etc/hosts}
+E2E_HOSTS_NOTE="" # why the names may not resolve (the groups SKIP with it)
+update_hosts() { # idempotent: rewrites the file only when a name is missing from the marked block
+  python3 - "$HOSTS_FILE" "${E2E_HOSTS[@]}" <<'PY'
+import sys
+path, names = sys.argv[1], sys.argv[2:]
+BEGIN = "# s3rp-e2e begin (tests/e2e/run.sh: names of its vanity and cdn groups; safe to delete)"
+END = "# s3rp-e2e end"
+try:
+    lines = open(path).read().splitlines()
+except FileNotFoundError:
+    lines = []
+keep, have, inside, found = [], [], False, False
+for line in lines:
+    if line.startswith("# s3rp-e2e begin"):
+        inside = found = True
+    elif line.startswith("# s3rp-e2e end"):
+        inside = False
+    elif inside:
+        f = line.split()
+        if len(f) == 2 and f[0] == "127.0.0.1" and f[1] not in have:
+            have.append(f[1])
+    else:
+        keep.append(line)
+missing = [n for n in names if n not in have]
+if found and not missing:
+    sys.exit(0)
+out = keep + [BEGIN] + [f"127.0.0.1 {n}" for n in have + missing] + [END]
+with open(path, "w") as f:  # in place: /etc/hosts may be a bind mount that cannot be replaced
+    f.write("\n".join(out) + "\n")
+PY
+}
+if want vanity || want cdn; then
+  if [ -w "$HOSTS_FILE" ] || { [ ! -e "$HOSTS_FILE" ] && [ -w "$(dirname "$HOSTS_FILE")" ]; }; then
+    update_hosts || E2E_HOSTS_NOTE="could not update $HOSTS_FILE"
+  else
+    E2E_HOSTS_NOTE="$HOSTS_FILE is not writable (run as root, or add '127.0.0.1 NAME' lines for: ${E2E_HOSTS[*]})"
+  fi
+fi
+export E2E_VANITY_DOMAIN=$VANITY_DOMAIN E2E_HOSTS_NOTE
 
 # ---------------------------------------------------------------- start servers
 free_port() {
@@ -304,9 +356,13 @@ else
     PROXY_ORIGIN_URL="http://127.0.0.1:$OWIRE_PORT"
     say "# wire log: proxy -> $PROXY_ORIGIN_URL -> s3s-fs (logged to $WORK/origin-wire.log)"
   fi
+  # The vanity settings are on for every group: the path-style groups (all but vanity) show they change
+  # nothing for a Host of 127.0.0.1 or localhost. The hostile group runs a proxy of its own without them.
   env CLIENT_ACCESS_KEY="$CLIENT_AK" CLIENT_SECRET_KEY="$CLIENT_SK" \
     ORIGIN_ACCESS_KEY="$ORIGIN_AK" ORIGIN_SECRET_KEY="$ORIGIN_SK" \
     ORIGIN_DOMAIN="$PROXY_ORIGIN_URL" AWS_REGION="$REGION" HOST=127.0.0.1 PORT="$PROXY_PORT" \
+    VIRTUAL_HOST_DOMAINS="$VANITY_DOMAIN" \
+    ALLOWED_HOSTS="127.0.0.1:*,localhost:*,$VANITY_DOMAIN:*,*.$VANITY_DOMAIN:*" \
     RUST_LOG="${RUST_LOG:-info}" "$PROXY_BIN" >"$WORK/proxy.log" 2>&1 &
   PIDS+=($!)
   if wait_http "http://127.0.0.1:$PROXY_PORT/healthz" 30 1; then
@@ -406,6 +462,8 @@ if want tls && [ -z "${BROKEN[haproxy]:-}" ]; then
 fi
 
 export E2E_ENDPOINT=$TARGET_URL E2E_ORIGIN_ENDPOINT=$ORIGIN_URL
+# the vanity group: the same listener by name, so clients address buckets virtual-hosted
+export E2E_VANITY_ENDPOINT="http://$VANITY_DOMAIN:${TARGET_URL##*:}" E2E_PROXY_LOG="$WORK/proxy.log"
 export E2E_S3SFS_BIN=$S3SFS_BIN E2E_ORIGIN_PORT=$ORIGIN_PORT E2E_ORIGIN_PIDFILE="$WORK/origin.pid"
 export E2E_ORIGIN_ACCESS_KEY=$ORIGIN_AK E2E_ORIGIN_SECRET_KEY=$ORIGIN_SK
 export E2E_REGION=$REGION E2E_WORK=$WORK E2E_DIRECT=$DIRECT E2E_ORIGIN_DATA="$WORK/origin-data"
@@ -433,6 +491,8 @@ group_exec() {
     minio-go) exec "$MINIO_BIN" ;;
     tls) exec python3 "$HERE/tls_test.py" ;;
     hostile) exec python3 "$HERE/hostile_test.py" ;;
+    vanity) exec python3 "$HERE/vanity_test.py" ;;
+    cdn) exec python3 "$HERE/cdn_test.py" ;;
   esac
 }
 export -f group_exec
@@ -498,7 +558,7 @@ done
 say ""
 say "# mode: $([ "$DIRECT" = 1 ] && echo "DIRECT (no proxy)" || echo PROXY); groups ran in $(elapsed "$SUITE_T0")s"
 for line in "${SUMMARY[@]}"; do say "# $line"; done
-[ "$SKIPPED" -gt 0 ] && say "# $SKIPPED skipped (SKIP lines above: s3s-fs limitations or E2E_DIRECT=1, not counted)"
+[ "$SKIPPED" -gt 0 ] && say "# $SKIPPED skipped (SKIP lines above: s3s-fs limitations, E2E_DIRECT=1 or unresolved test host names; not counted)"
 say "# results: $RESULTS, copied to tests/e2e/last-results.tsv (tests/e2e/table.py makes Markdown of it)"
 if [ "$FAILED" -gt 0 ] && [ "$DIRECT" != 1 ] && [ -f "$WORK/proxy.log" ]; then
   say "# proxy log: $WORK/proxy.log"

@@ -36,6 +36,14 @@ TLS_CLIENTS = [  # tls group: test-name prefix -> client
     ("haproxy-", "HAProxy 2.6 health check"),
     ("proxy-", "HAProxy 2.6 health check"),
 ]
+VANITY_CLIENTS = [  # vanity group: test-name prefix -> client (virtual-hosted on s3.vanity.test)
+    ("js-", "AWS SDK for JavaScript v3, virtual-hosted"),
+    ("boto3-", "boto3, addressing_style=virtual"),
+    ("awscli-", "aws-cli, addressing_style=virtual"),
+    ("s3cmd-", "s3cmd, host_bucket"),
+    ("raw-", "vanity: bad bucket labels, ALLOWED_HOSTS"),
+    ("neg-", "vanity: bad bucket labels, ALLOWED_HOSTS"),
+]
 ICON = {"PASS": "✅", "FAIL": "❌", "SKIP": "⏭"}
 RANK = {"PASS": 0, "SKIP": 1, "FAIL": 2}  # a test reported twice keeps its worst result
 
@@ -46,6 +54,11 @@ def client_and_op(group, test):
             if test.startswith(prefix):
                 return client, test[len(prefix):] if prefix != "proxy-" else test
         return "HTTPS via HAProxy", test
+    if group == "vanity":
+        for prefix, client in VANITY_CLIENTS:
+            if test.startswith(prefix):
+                return client, test[len(prefix):] if prefix not in ("raw-", "neg-") else test
+        return "vanity", test
     return CLIENTS.get(group, group), test
 
 
