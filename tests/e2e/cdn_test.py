@@ -613,7 +613,7 @@ def group_b(ports, wire_b, nginx_dir):
     data = os.urandom(2000)
 
     def public_ops():
-        m = amark()
+        m, wm = amark(), wire_b.mark()
         call("CreateBucket via nginx (PUBLIC_HOST)", pub.create_bucket, Bucket="cdn-b-pub")
         assert origin_bucket_exists("cdn-b-pub"), "CreateBucket via nginx: cdn-b-pub not at the origin"
         call("PutObject via nginx (PUBLIC_HOST)", pub.put_object, Bucket="cdn-b-pub", Key="k 1", Body=data)
@@ -627,6 +627,11 @@ def group_b(ports, wire_b, nginx_dir):
         assert keys == ["k 1"], f"ListObjectsV2 via nginx (PUBLIC_HOST): {keys}"
         lines = via_nginx(m, n1, "PUBLIC_HOST ops", 5)
         assert all(f'host="{DOMAIN}:{n1}"' in x for x in lines), f"nginx saw another Host: {lines[:2]}"
+        # the CloudFront stand-in's X-Amz-Cf-Id was accepted unsigned, and not passed on
+        reqs = wire_b.since(wm)
+        assert len(reqs) >= 5, f"the origin saw {len(reqs)} request(s), expected 5+"
+        leaked = [r.short() for r in reqs if r.header("x-amz-cf-id") is not None]
+        assert not leaked, f"X-Amz-Cf-Id reached the origin: {leaked[:2]}"
 
     t.run_test("cdn/b.public-host-path-style-put-get-head-list", public_ops)
 

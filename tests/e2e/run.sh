@@ -210,7 +210,9 @@ INSTALL_T0=$(now)
 try_install python install_python
 try_install s3s-fs install_s3sfs
 if want awscli || want boto3 || want tls || want vanity; then try_install curl install_curl; fi
-if want tls; then try_install haproxy install_haproxy; fi
+if want tls || want cdn; then try_install haproxy install_haproxy; fi
+install_nginx() { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx; }
+if want cdn; then try_install nginx install_nginx; fi
 if want s3cmd || want vanity; then try_install s3cmd install_s3cmd; fi
 if want rclone; then try_install rclone install_rclone; fi
 if want js || want vanity; then try_install node install_node; fi
@@ -227,6 +229,7 @@ needs_for() {
     minio-go) echo python minio-go ;;
     tls) echo python curl haproxy ;;
     vanity) echo python curl node s3cmd ;;
+    cdn) echo python nginx haproxy ;;
   esac
 }
 
@@ -246,7 +249,7 @@ fi
 VANITY_DOMAIN=s3.vanity.test
 VANITY_HOSTS=("$VANITY_DOMAIN" "vbkt-js.$VANITY_DOMAIN" "my.dotted.vbkt.$VANITY_DOMAIN" "vbkt-boto.$VANITY_DOMAIN"
   "vbkt-public.$VANITY_DOMAIN" "vbkt-cli.$VANITY_DOMAIN" "vbkt-s3cmd.$VANITY_DOMAIN" "vbkt-s3cmd-v2.$VANITY_DOMAIN")
-CDN_HOSTS=(origin.test cdn-bkt.origin.test) # the cdn group (nginx in front, a virtual-hosted origin): extend here
+CDN_HOSTS=(origin.test) # the cdn group (nginx in front, a virtual-hosted origin): extend here
 E2E_HOSTS=("${VANITY_HOSTS[@]}" "${CDN_HOSTS[@]}")
 HOSTS_FILE=${E2E_HOSTS_FILE:-/etc/hosts}
 E2E_HOSTS_NOTE="" # why the names may not resolve (the groups SKIP with it)
