@@ -89,11 +89,14 @@ where
         }
     };
     resp.headers_mut().entry("x-amz-request-id").or_insert_with(request_id);
-    // One access line per request (the path only: a presigned query carries a signature).
+    // One access line per request (the path only: a presigned query carries a
+    // signature; the Host, which names the bucket of a virtual-hosted request).
     if tracing::enabled!(tracing::Level::INFO) {
         let rid = resp.headers().get("x-amz-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
         tracing::info!(
             method = %parts.method,
+            host,
             path = parts.uri.path(),
             status = resp.status().as_u16(),
             ms = started.elapsed().as_secs_f64() * 1000.0,
