@@ -31,6 +31,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use futures_util::Stream;
 use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+use s3_resign_proxy::addressing::{Addressing, AddressingSettings, OriginStyle, route};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
@@ -242,6 +243,23 @@ fn bench_request(
     s3_resign_proxy::intake::check(&method, &uri, &headers).expect("the bench request passes intake");
     g.bench_function("intake", |b| {
         b.iter(|| s3_resign_proxy::intake::check(black_box(&method), black_box(&uri), black_box(&headers)).unwrap())
+    });
+    // The address stage (issue 13) with every host setting on: the signed host (peer not trusted),
+    // ALLOWED_HOSTS, the bucket from the host, the origin route. A path-style request, as here, keeps its
+    // path borrowed; this is what every request pays over the pre-issue-13 pipeline.
+    let settings = AddressingSettings {
+        virtual_host_domains: "s3.vanity.test,s3.proxy.example.com",
+        allowed_hosts: "s3.vanity.test:*,*.s3.vanity.test:*,s3.proxy.example.com,*.s3.proxy.example.com",
+        trusted_proxies: "10.0.0.0/8",
+        ..Default::default()
+    };
+    let addressing = Addressing::from_settings(&settings, &origin).unwrap();
+    let peer = "127.0.0.1".parse().ok();
+    g.bench_function("address", |b| {
+        b.iter(|| {
+            let host = addressing.signed_host(black_box(peer), black_box(&uri), black_box(&headers)).unwrap();
+            route(OriginStyle::Path, &origin, host.bucket(), black_box(v.canonical_uri())).unwrap().canonical_uri.len()
+        })
     });
     g.finish();
 }
