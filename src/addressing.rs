@@ -206,10 +206,7 @@ impl Addressing {
         uri: &'r http::Uri,
         headers: &'r HeaderMap,
     ) -> Result<SignedHost<'r>, Error> {
-        let forwarded = match peer {
-            Some(ip) if self.trusted.iter().any(|n| n.contains(&ip.to_canonical())) => forwarded_host(headers)?,
-            _ => None,
-        };
+        let forwarded = if self.trusts(peer) { forwarded_host(headers)? } else { None };
         let host: Option<Cow<'r, str>> = match (forwarded, &self.public_host) {
             (Some(f), _) => Some(f),
             (None, Some(p)) => Some(Cow::Borrowed(p)),
@@ -226,6 +223,11 @@ impl Addressing {
             return Err(Error::HostNotAllowed(host.chars().take(crate::error::MAX_ECHO).collect()));
         }
         Ok(SignedHost { host: Some(host), bucket })
+    }
+
+    /// Is `peer` one of TRUSTED_PROXIES (whose forwarded headers are believed)?
+    pub fn trusts(&self, peer: Option<IpAddr>) -> bool {
+        peer.is_some_and(|ip| self.trusted.iter().any(|n| n.contains(&ip.to_canonical())))
     }
 
     /// The bucket label of a virtual-hosted name, as a range of `h.name`.

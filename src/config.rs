@@ -63,6 +63,10 @@ struct Raw {
     allowed_hosts: String,
     #[serde(default)]
     trusted_proxies: String,
+    #[serde(default)]
+    metrics_port: String,
+    #[serde(default)]
+    log_format: String,
 }
 
 fn default_scheme() -> String {
@@ -137,6 +141,12 @@ pub struct Config {
     /// (VIRTUAL_HOST_DOMAINS, PUBLIC_HOST, ALLOWED_HOSTS, TRUSTED_PROXIES,
     /// ORIGIN_ADDRESSING).
     pub addressing: Addressing,
+    /// METRICS_PORT: `/metrics` on its own listener (on HOST) instead of the
+    /// main one.
+    pub metrics_port: Option<u16>,
+    /// LOG_FORMAT: `text` or `json` (read by the binary before this config,
+    /// to log in it; validated here too).
+    pub log_format: crate::access_log::LogFormat,
 }
 
 /// A configuration error: one line naming the variable, never its secret value.
@@ -204,8 +214,19 @@ impl Config {
             },
             &origin,
         )?;
+        let metrics_port = match raw.metrics_port.trim() {
+            "" => None,
+            p => match p.parse::<u16>() {
+                Ok(n) if n != 0 && n == raw.port => return Err(bad("METRICS_PORT", "must differ from PORT")),
+                Ok(n) => Some(n),
+                Err(_) => return Err(bad("METRICS_PORT", "must be a port number")),
+            },
+        };
+        let log_format = crate::access_log::LogFormat::parse(&raw.log_format)?;
         Ok(Self {
             addressing,
+            metrics_port,
+            log_format,
             client_access_key: raw.client_access_key,
             client_secret_key: raw.client_secret_key,
             origin_access_key: raw.origin_access_key,
@@ -313,5 +334,19 @@ mod tests {
         assert!(e.0.contains("ORIGIN_SCHEME"));
         let e = Config::from_vars(vars(&[("HOST", "nowhere")])).unwrap_err();
         assert!(e.0.contains("HOST"));
+        let e = Config::from_vars(vars(&[("METRICS_PORT", "x")])).unwrap_err();
+        assert!(e.0.contains("METRICS_PORT"));
+        let e = Config::from_vars(vars(&[("METRICS_PORT", "8000")])).unwrap_err();
+        assert!(e.0.contains("METRICS_PORT"), "the main port");
+        let e = Config::from_vars(vars(&[("LOG_FORMAT", "xml")])).unwrap_err();
+        assert!(e.0.contains("LOG_FORMAT"));
+    }
+
+    #[test]
+    fn metrics_port_and_log_format() {
+        let c = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!((c.metrics_port, c.log_format), (None, crate::access_log::LogFormat::Text));
+        let c = Config::from_vars(vars(&[("METRICS_PORT", "9100"), ("LOG_FORMAT", "json")])).unwrap();
+        assert_eq!((c.metrics_port, c.log_format), (Some(9100), crate::access_log::LogFormat::Json));
     }
 }

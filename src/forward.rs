@@ -435,9 +435,16 @@ pub struct Forwarder {
     pool: Arc<Pool>,
     connect_timeout: Duration,
     read_timeout: Duration,
+    /// Counts new and reused connections.
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Forwarder {
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     pub fn new(origin: &crate::config::Origin, connect_timeout: Duration, read_timeout: Duration) -> Self {
         // An IP origin is connected to as is; a name is resolved (the origin's, always).
         let host = origin.authority().host();
@@ -466,7 +473,14 @@ impl Forwarder {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        Self { connector, scheme: origin.scheme().clone(), pool: Arc::default(), connect_timeout, read_timeout }
+        Self {
+            connector,
+            scheme: origin.scheme().clone(),
+            pool: Arc::default(),
+            connect_timeout,
+            read_timeout,
+            metrics: None,
+        }
     }
 
     async fn connect(&self, host: &Authority) -> Result<Conn, Error> {
@@ -514,10 +528,17 @@ impl Forwarder {
             // Usually ready at once; a connection whose last response just
             // ended may need its driver to run first.
             if conn.ready().await.is_ok() {
+                if let Some(m) = &self.metrics {
+                    m.origin_connection(true);
+                }
                 return Ok(conn);
             }
         }
-        self.connect(host).await
+        let conn = self.connect(host).await?;
+        if let Some(m) = &self.metrics {
+            m.origin_connection(false);
+        }
+        Ok(conn)
     }
 
     /// Sends the request; waits for the response head while the request body

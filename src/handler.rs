@@ -1,5 +1,6 @@
 //! The handler: request in → intake → verify → re-sign → forward → stream
-//! back, and `/healthz`. [`serve`] is what the server runs for each request.
+//! back, and `/healthz` and `/metrics`. [`serve`] is what the server runs for
+//! each request.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,33 +11,44 @@ use axum::response::Response;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use time::OffsetDateTime;
 
+use crate::access_log::{AccessBody, Exchange};
 use crate::error::Error;
 use crate::forward::{self, ChunkErrors, DataStream, Failure, OutBody, Progress, ProxyBody, Sha256Check, SharedBody};
+use crate::metrics::{HealthState, Metrics};
 use crate::sigv4::{self, PayloadHash};
 use crate::state::AppState;
 use crate::verify::{self, VerifyContext, has_auth, verify_for_host};
 use crate::{chunked, headers, intake, resign};
 
 /// The one service the server runs for every request, in the binary and in
-/// the in-process tests alike: `/healthz` (an unauthenticated `GET|HEAD`; a
-/// signed one is an S3 request for a bucket named `healthz`), else the proxy.
+/// the in-process tests alike: `/healthz` and `/metrics` (unauthenticated
+/// `GET|HEAD`; a signed one is an S3 request for a bucket of that name;
+/// `/metrics` only while METRICS_PORT is unset), else the proxy.
 ///
 /// Not an axum router: served through axum's `Router`, small GETs cost
 /// 8-10% more requests per second than this direct hyper service in the same
 /// load-benchmark run (bench/RESULTS.md, issue 12), for two routes.
-pub(crate) async fn serve<B>(state: AppState, peer: Option<IpAddr>, req: http::Request<B>) -> Response<ProxyBody>
+pub(crate) async fn serve<B>(state: AppState, peer: Option<IpAddr>, req: http::Request<B>) -> Response<AccessBody>
 where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<crate::error::BoxError>,
 {
-    let method = req.method();
-    if req.uri().path() == "/healthz"
-        && (method == Method::GET || method == Method::HEAD)
-        && !has_auth(req.headers(), req.uri().query())
-    {
-        return healthz(&state, method == Method::HEAD).await.map(ProxyBody::from);
+    let (method, path) = (req.method(), req.uri().path());
+    let local = path == "/healthz" || path == "/metrics" && state.0.config.metrics_port.is_none();
+    if local && (method == Method::GET || method == Method::HEAD) && !has_auth(req.headers(), req.uri().query()) {
+        let head = method == Method::HEAD;
+        let resp = if path == "/healthz" { healthz(&state, head).await } else { metrics(state.metrics(), head) };
+        return resp.map(|b| AccessBody::unlogged(ProxyBody::from(b)));
     }
     handle(state, peer, req).await
+}
+
+/// `GET|HEAD /metrics`: every metric, in the Prometheus text format.
+pub fn metrics(metrics: &Metrics, head: bool) -> Response {
+    let mut resp = Response::new(if head { Body::empty() } else { Body::from(metrics.encode()) });
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(crate::metrics::CONTENT_TYPE));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 /// A request id for responses that lack the origin's: unique per process
@@ -57,23 +69,25 @@ fn request_id() -> HeaderValue {
 }
 
 /// One S3 request: intake → verify → re-sign → forward → stream back.
-/// `peer` is the address the connection came from (TRUSTED_PROXIES).
-pub(crate) async fn handle<B>(state: AppState, peer: Option<IpAddr>, req: http::Request<B>) -> Response<ProxyBody>
+/// `peer` is the address the connection came from (TRUSTED_PROXIES). Its
+/// [`Exchange`] counts it and writes its access line when the response body
+/// ends (or when this future is dropped first: status 499).
+pub(crate) async fn handle<B>(state: AppState, peer: Option<IpAddr>, req: http::Request<B>) -> Response<AccessBody>
 where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<crate::error::BoxError>,
 {
-    let started = Instant::now();
     let (parts, body) = req.into_parts();
+    let mut ex = Exchange::start(&state, peer, &parts);
     let head = parts.method == Method::HEAD;
     // Only a request with a body pays for the shared handle on it.
     let len = content_length(&parts.headers);
     let has_body = len.is_some_and(|l| l > 0) || parts.headers.contains_key(header::TRANSFER_ENCODING);
-    let body = has_body.then(|| SharedBody::new(Body::new(body), Failure::default()));
+    let body = has_body.then(|| SharedBody::new(Body::new(ex.count_body(body)), Failure::default()));
     // Refused before any signature is looked at: not an S3 method, over a
     // limit, or ambiguous.
     let result = match intake::check(&parts.method, &parts.uri, &parts.headers) {
-        Ok(()) => proxy(&state, peer, &parts, len, body.clone()).await,
+        Ok(()) => proxy(&state, peer, &parts, len, body.clone(), &mut ex).await,
         Err(e) => Err((e, false)),
     };
     let mut resp = match result {
@@ -81,7 +95,9 @@ where
         Err((e, body_started)) => {
             let rid = request_id();
             let rid_str = rid.to_str().unwrap_or("0");
-            tracing::info!(method = %parts.method, path = parts.uri.path(), request_id = rid_str, error = %e, "rejected");
+            // The access line names the code; this one has the whole error.
+            tracing::debug!(method = %parts.method, path = parts.uri.path(), request_id = rid_str, error = %e, "rejected");
+            ex.refused(&e, &parts.headers, parts.uri.query());
             if let Some(body) = body {
                 drain(&parts.headers, body, body_started).await;
             }
@@ -89,22 +105,7 @@ where
         }
     };
     resp.headers_mut().entry("x-amz-request-id").or_insert_with(request_id);
-    // One access line per request (the path only: a presigned query carries a
-    // signature; the Host, which names the bucket of a virtual-hosted request).
-    if tracing::enabled!(tracing::Level::INFO) {
-        let rid = resp.headers().get("x-amz-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-        let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-        tracing::info!(
-            method = %parts.method,
-            host,
-            path = parts.uri.path(),
-            status = resp.status().as_u16(),
-            ms = started.elapsed().as_secs_f64() * 1000.0,
-            request_id = rid,
-            "request"
-        );
-    }
-    resp
+    ex.respond(resp)
 }
 
 /// verify → re-sign → forward. An error says whether the body was already
@@ -115,6 +116,7 @@ async fn proxy(
     parts: &http::request::Parts,
     len: Option<u64>,
     body: Option<SharedBody>,
+    ex: &mut Exchange,
 ) -> Result<Response<ProxyBody>, (Error, bool)> {
     let cfg = &state.0.config;
     let now = state.0.clock.now();
@@ -127,7 +129,9 @@ async fn proxy(
     };
     // The host the signature must cover, and the bucket it names.
     let host = cfg.addressing.signed_host(peer, &parts.uri, &parts.headers).map_err(|e| (e, false))?;
+    ex.set_bucket(host.bucket());
     let verified = verify_for_host(&parts.method, &parts.uri, &parts.headers, &host, &ctx).map_err(|e| (e, false))?;
+    ex.verified();
     let out = state.signer().resign(&verified, &parts.method, &parts.headers, now).map_err(|e| (e, false))?;
     let failure = body.as_ref().map(|b| b.failure.clone());
     let has_body = body.is_some();
@@ -146,7 +150,9 @@ async fn proxy(
         }
         None => OutBody::empty(),
     };
+    let sent = Instant::now();
     let resp = state.0.forwarder.send(out, out_body, failure.as_ref()).await.map_err(|e| (e, has_body))?;
+    ex.origin_answered(resp.status().as_u16(), sent.elapsed());
     let (mut rparts, rbody) = resp.into_parts();
     headers::strip_hop_by_hop(&mut rparts.headers);
     let body = screen_origin_error(&rparts, rbody, parts.method == Method::HEAD).await.map_err(|e| (e, has_body))?;
@@ -294,6 +300,7 @@ async fn healthz(state: &AppState, head: bool) -> Response {
         let c = s.as_u16();
         (200..500).contains(&c) && c != 401 && c != 403 || c == 501
     });
+    state.metrics().set_health(if ok { HealthState::Ok } else { HealthState::Nok });
     let body = serde_json::json!({
         "status": if ok { "ok" } else { "nok" },
         "origin_status": origin_status.map(|s| s.as_u16()),

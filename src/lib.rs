@@ -31,9 +31,11 @@
 //!    hash or the aws-chunked signatures on the way) and the response back.
 //!
 //! [`headers`] is the header policy; [`state`] the per-worker state and the
-//! injected clock; [`error`] the one error type.
+//! injected clock; [`error`] the one error type. [`metrics`] (shared by all
+//! workers) and [`access_log`] record every request when its response ends.
 //! [`sigv4`] is the pure core: no HTTP stack, no clock.
 
+pub mod access_log;
 pub mod addressing;
 pub mod chunked;
 pub mod config;
@@ -44,6 +46,7 @@ pub mod forward;
 pub mod handler;
 pub mod headers;
 pub mod intake;
+pub mod metrics;
 pub mod resign;
 pub mod server;
 pub mod sigv2;

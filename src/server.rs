@@ -234,6 +234,60 @@ pub fn serve(
     Ok(())
 }
 
+/// Serves `GET|HEAD /metrics` (anything else: 404) on `listener` until
+/// `shutdown` resolves: METRICS_PORT's listener, apart from the S3 one.
+pub async fn run_metrics(
+    listener: TcpListener,
+    metrics: Arc<crate::metrics::Metrics>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    accept_loop(&listener, shutdown, |tcp, _| {
+        let metrics = metrics.clone();
+        let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let m = req.uri().path() == "/metrics" && matches!(*req.method(), http::Method::GET | http::Method::HEAD);
+            let resp = if m {
+                crate::handler::metrics(&metrics, req.method() == http::Method::HEAD)
+            } else {
+                let mut r = axum::response::Response::new(axum::body::Body::empty());
+                *r.status_mut() = http::StatusCode::NOT_FOUND;
+                r
+            };
+            std::future::ready(Ok::<_, Infallible>(resp))
+        });
+        tokio::spawn(async move {
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(tcp), svc);
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "metrics connection ended with an error");
+            }
+        });
+    })
+    .await;
+    Ok(())
+}
+
+/// [`run_metrics`] on a thread and runtime of its own, for the life of the
+/// process (scrapes go on while the proxy drains).
+pub fn spawn_metrics(
+    listener: std::net::TcpListener,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> io::Result<std::thread::JoinHandle<()>> {
+    listener.set_nonblocking(true)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new().name("s3rp-metrics".into()).spawn(move || {
+        rt.block_on(async move {
+            match TcpListener::from_std(listener) {
+                Ok(l) => {
+                    let _ = run_metrics(l, metrics, std::future::pending()).await;
+                }
+                Err(e) => tracing::error!(error = %e, "cannot serve METRICS_PORT"),
+            }
+        });
+    })
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

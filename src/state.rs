@@ -1,5 +1,6 @@
 //! Shared state: the configuration, the key caches, the origin connection
-//! pool, and the injected clock. One `AppState` per worker thread.
+//! pool, the injected clock, and the metrics. One `AppState` per worker thread
+//! (the metrics are shared by all of them).
 
 use std::sync::Arc;
 
@@ -7,6 +8,7 @@ use time::OffsetDateTime;
 
 use crate::config::Config;
 use crate::forward::Forwarder;
+use crate::metrics::Metrics;
 use crate::resign::Signer;
 use crate::sigv4::KeyCache;
 
@@ -29,6 +31,7 @@ pub(crate) struct Inner {
     pub(crate) origin_keys: KeyCache,
     pub(crate) forwarder: Forwarder,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// Shared state: configuration, key caches, the one pooled origin client.
@@ -41,13 +44,25 @@ impl AppState {
     }
 
     pub fn with_clock(config: Config, clock: Arc<dyn Clock>) -> Self {
+        Self::from_parts(config, clock, Arc::default())
+    }
+
+    /// One worker's state, counting into `metrics`: the binary gives every
+    /// worker the same ones, so one /metrics covers them all.
+    pub fn from_parts(config: Config, clock: Arc<dyn Clock>, metrics: Arc<Metrics>) -> Self {
         Self(Arc::new(Inner {
             client_keys: KeyCache::new(config.client_secret_key.expose().as_bytes()),
             origin_keys: KeyCache::new(config.origin_secret_key.expose().as_bytes()),
-            forwarder: Forwarder::new(&config.origin, config.connect_timeout, config.read_timeout),
+            forwarder: Forwarder::new(&config.origin, config.connect_timeout, config.read_timeout)
+                .with_metrics(metrics.clone()),
             config,
             clock,
+            metrics,
         }))
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.0.metrics
     }
 
     pub(crate) fn signer(&self) -> Signer<'_> {
