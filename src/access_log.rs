@@ -295,6 +295,10 @@ impl Exchange {
         let total = self.started.elapsed();
         let status = self.status.unwrap_or(499);
         let op = Op::classify(&self.method, self.uri.path(), self.uri.query().unwrap_or(""), self.bucket.is_some());
+        if tracing::enabled!(tracing::Level::INFO) {
+            self.log(op, status, total);
+        }
+        // Last: once the in-flight gauge is down, the line is written.
         let metrics: &Metrics = self.state.metrics();
         metrics.request_done(&Outcome {
             method: &self.method,
@@ -304,9 +308,9 @@ impl Exchange {
             total,
             origin_first_byte: self.origin_first_byte,
         });
-        if !tracing::enabled!(tracing::Level::INFO) {
-            return;
-        }
+    }
+
+    fn log(&self, op: Op, status: u16, total: Duration) {
         let (bucket, key) = self.bucket_key();
         let key_id = match &self.key_id {
             KeyId::Verified => self.state.0.config.client_access_key.as_str(),

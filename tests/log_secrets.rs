@@ -57,10 +57,10 @@ fn install_capture() -> Capture {
         tracing_subscriber::filter::filter_fn(|_| std::thread::current().name() == Some(PROXY_THREAD));
     tracing_subscriber::registry()
         .with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(move || writer.clone())
-                .with_filter(on_proxy_thread),
+            s3_resign_proxy::access_log::layer(s3_resign_proxy::access_log::LogFormat::Text, false, move || {
+                writer.clone()
+            })
+            .with_filter(on_proxy_thread),
         )
         .try_init()
         .expect("the only subscriber in this test binary");
@@ -363,7 +363,10 @@ async fn a_trace_level_session_logs_no_secret_signature_signing_key_or_session_t
 
     let log = cap.text();
     // The capture holds the proxy's own events at every level.
-    assert!(log.contains("handler: request ") && log.contains("rejected"), "nothing captured from the proxy:\n{log}");
+    assert!(
+        log.contains("access_log: request ") && log.contains("rejected"),
+        "nothing captured from the proxy:\n{log}"
+    );
     let found = leaks(&log, &needles);
     assert!(found.is_empty(), "secrets in the proxy's TRACE logs: {found:#?}");
     eprintln!(
