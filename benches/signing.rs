@@ -11,6 +11,7 @@
 //!   as the rewriter calls it, and the whole `chunked::AwsChunkedRewriter`).
 //! - `sha256_body`: the hex `x-amz-content-sha256` body path (`forward::Sha256Check`
 //!   over 16 KiB and 64 KiB frames) against one bare `Sha256::digest`.
+//! - `observe`: the metrics and the access line of one request (`access_log::Exchange`).
 //!
 //! The floor of a request is, for the client side and then the origin side: SHA-256
 //! of that side's canonical request (the real texts, built once outside the loop),
@@ -453,5 +454,81 @@ fn sha256_body(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, header_get, presigned, chunk_64k, sha256_body);
+// ------------------------------------------------------------------ metrics and access log
+
+/// What issue 14 adds to every request: its `Exchange` (client address, the in-flight gauge,
+/// the request, status and refusal counters, both histograms, the record for the access line)
+/// from arrival to the end of its response body, on the metrics every worker shares. With the
+/// access line off (`RUST_LOG=warn`, as the load benchmark runs the proxy), and on (JSON, into
+/// the binary's non-blocking writer, here discarding).
+fn observe(c: &mut Criterion) {
+    use s3_resign_proxy::access_log::{self, Exchange, LogFormat};
+    use s3_resign_proxy::forward::ProxyBody;
+    use tracing_subscriber::prelude::*;
+    let (method, uri, headers) = header_signed_get();
+    let mut req = http::Request::builder().method(method).uri(uri).body(()).unwrap();
+    *req.headers_mut() = headers;
+    let (parts, ()) = req.into_parts();
+    let vars = [
+        ("CLIENT_ACCESS_KEY", CLIENT_AK),
+        ("CLIENT_SECRET_KEY", CLIENT_SK),
+        ("ORIGIN_ACCESS_KEY", ORIGIN_AK),
+        ("ORIGIN_SECRET_KEY", ORIGIN_SK),
+        ("ORIGIN_DOMAIN", "http://127.0.0.1:9000"),
+        ("TRUSTED_PROXIES", "10.0.0.0/8"),
+    ];
+    let config = s3_resign_proxy::config::Config::from_vars(vars.map(|(k, v)| (k.to_string(), v.to_string())))
+        .expect("a valid config");
+    let state = s3_resign_proxy::AppState::new(config);
+    let peer = "192.0.2.10".parse().ok();
+    let one = || {
+        let mut ex = Exchange::start(&state, black_box(peer), black_box(&parts));
+        ex.verified();
+        ex.origin_answered(200, Duration::from_micros(300));
+        let mut resp = http::Response::new(ProxyBody::from(axum::body::Body::empty()));
+        let rid = resp.headers_mut().entry("x-amz-request-id").or_insert(HeaderValue::from_static("0123456789ABCDEF"));
+        let rid = rid.clone();
+        drop(ex.respond(resp, rid));
+    };
+    // The response the handler makes anyway, without the exchange: subtract it.
+    let bare = || {
+        let mut resp = http::Response::new(ProxyBody::from(axum::body::Body::empty()));
+        resp.headers_mut().entry("x-amz-request-id").or_insert(HeaderValue::from_static("0123456789ABCDEF"));
+        drop(black_box(resp));
+    };
+    // The access line before issue 14 (text, at the response head), for comparison.
+    let old_line = || {
+        let host = parts.headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+        tracing::info!(
+            method = %parts.method,
+            host,
+            path = parts.uri.path(),
+            status = 200u16,
+            ms = 1.25f64,
+            request_id = "0123456789ABCDEF",
+            "request"
+        );
+    };
+    let mut g = c.benchmark_group("observe");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("response_only", |b| b.iter(bare));
+    g.bench_function("metrics", |b| b.iter(one));
+    for format in [LogFormat::Json, LogFormat::Text] {
+        let (writer, _guard) = tracing_appender::non_blocking(std::io::sink());
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::filter::LevelFilter::INFO)
+            .with(access_log::layer(format, false, writer));
+        tracing::subscriber::with_default(subscriber, || {
+            g.bench_function(format!("metrics_and_{format:?}_line").to_lowercase(), |b| b.iter(one));
+            if format == LogFormat::Text {
+                g.bench_function("old_text_line", |b| b.iter(old_line));
+            }
+        });
+    }
+    let text = state.metrics().encode();
+    assert!(text.contains("s3rp_requests_total{method=\"GET\",op=\"get_object\",status=\"2xx\"}"), "{text}");
+    g.finish();
+}
+
+criterion_group!(benches, header_get, presigned, chunk_64k, sha256_body, observe);
 criterion_main!(benches);

@@ -274,10 +274,11 @@ impl Exchange {
         }
     }
 
-    /// The response head is ready; its body carries the exchange to its end.
-    pub fn respond(mut self, resp: Response<ProxyBody>) -> Response<AccessBody> {
+    /// The response head is ready, with `request_id` (the `x-amz-request-id`
+    /// it carries); its body carries the exchange to its end.
+    pub fn respond(mut self, resp: Response<ProxyBody>, request_id: HeaderValue) -> Response<AccessBody> {
         self.status = Some(resp.status().as_u16());
-        self.request_id = resp.headers().get("x-amz-request-id").cloned();
+        self.request_id = Some(request_id);
         resp.map(|inner| AccessBody { inner, exchange: Some(self) })
     }
 

@@ -104,8 +104,8 @@ where
             e.into_response(rid_str, head).map(ProxyBody::from)
         }
     };
-    resp.headers_mut().entry("x-amz-request-id").or_insert_with(request_id);
-    ex.respond(resp)
+    let rid = resp.headers_mut().entry("x-amz-request-id").or_insert_with(request_id).clone();
+    ex.respond(resp, rid)
 }
 
 /// verify → re-sign → forward. An error says whether the body was already

@@ -74,21 +74,27 @@ impl Op {
     /// Classifies a request. `path` is the request path as sent; with
     /// `virtual_hosted`, the bucket is in the host and the path is the key.
     pub fn classify(method: &Method, path: &str, query: &str, virtual_hosted: bool) -> Op {
-        let has = |name: &str| query.split('&').any(|p| p.split_once('=').map_or(p, |(k, _)| k) == name);
-        if has("uploads") || has("uploadId") {
-            return Op::Multipart;
+        // One pass over the parameter names (most requests have none).
+        let (mut object_sub, mut bucket_sub) = (false, false);
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let name = pair.as_bytes().iter().position(|&b| b == b'=').map_or(pair, |i| &pair[..i]);
+            if name == "uploads" || name == "uploadId" {
+                return Op::Multipart;
+            }
+            object_sub |= OBJECT_SUBRESOURCES.contains(&name);
+            bucket_sub |= BUCKET_SUBRESOURCES.contains(&name);
         }
         let rest = path.strip_prefix('/').unwrap_or(path);
         let (bucket, key) = if virtual_hosted {
             (true, !rest.is_empty())
         } else {
-            match rest.split_once('/') {
-                Some((b, k)) => (!b.is_empty(), !k.is_empty()),
+            match rest.as_bytes().iter().position(|&b| b == b'/') {
+                Some(i) => (i > 0, i + 1 < rest.len()),
                 None => (!rest.is_empty(), false),
             }
         };
         match (bucket, key) {
-            (_, true) if OBJECT_SUBRESOURCES.iter().any(|s| has(s)) => Op::Other,
+            (_, true) if object_sub => Op::Other,
             (_, true) => match *method {
                 Method::GET => Op::GetObject,
                 Method::HEAD => Op::HeadObject,
@@ -96,7 +102,7 @@ impl Op {
                 Method::DELETE => Op::DeleteObject,
                 _ => Op::Other,
             },
-            (true, false) if *method == Method::GET && !BUCKET_SUBRESOURCES.iter().any(|s| has(s)) => Op::List,
+            (true, false) if *method == Method::GET && !bucket_sub => Op::List,
             (true, false) => Op::Bucket,
             (false, _) if *method == Method::GET => Op::List,
             (false, _) => Op::Other,
