@@ -34,7 +34,7 @@ use crate::addressing::Addressing;
 use crate::config::ConfigError;
 use crate::error::{BoxError, Error};
 use crate::forward::ProxyBody;
-use crate::metrics::{Metrics, Op, Outcome};
+use crate::metrics::{Op, Outcome, Shard};
 use crate::state::AppState;
 
 /// LOG_FORMAT: how every log line is written.
@@ -222,7 +222,7 @@ pub struct Exchange {
 
 impl Exchange {
     pub fn start(state: &AppState, peer: Option<IpAddr>, parts: &http::request::Parts) -> Self {
-        state.metrics().request_started();
+        state.shard().request_started();
         Self {
             client: client_addr(&state.0.config.addressing, peer, &parts.headers),
             state: state.clone(),
@@ -246,7 +246,7 @@ impl Exchange {
     pub fn count_body<B>(&mut self, body: B) -> CountedBody<B> {
         let seen = Arc::new(AtomicU64::new(0));
         self.bytes_in = Some(seen.clone());
-        CountedBody { inner: body, seen, metrics: self.state.metrics().clone() }
+        CountedBody { inner: body, seen, shard: self.state.shard().clone() }
     }
 
     /// The virtual-hosted bucket the signed host names.
@@ -300,8 +300,7 @@ impl Exchange {
             self.log(op, status, total);
         }
         // Last: once the in-flight gauge is down, the line is written.
-        let metrics: &Metrics = self.state.metrics();
-        metrics.request_done(&Outcome {
+        self.state.shard().request_done(&Outcome {
             method: &self.method,
             op,
             status,
@@ -385,7 +384,7 @@ impl Body for AccessBody {
                 Some(Ok(f)) => {
                     if let Some(d) = f.data_ref() {
                         ex.bytes_out += d.len() as u64;
-                        ex.state.metrics().response_bytes(d.len() as u64);
+                        ex.state.shard().response_bytes(d.len() as u64);
                     }
                 }
                 // The end, or a failure: the exchange is over now.
@@ -414,7 +413,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: B,
         seen: Arc<AtomicU64>,
-        metrics: Arc<Metrics>,
+        shard: Arc<Shard>,
     }
 }
 
@@ -429,7 +428,7 @@ impl<B: Body<Data = Bytes>> Body for CountedBody<B> {
             && let Some(d) = f.data_ref()
         {
             this.seen.fetch_add(d.len() as u64, Ordering::Relaxed);
-            this.metrics.request_bytes(d.len() as u64);
+            this.shard.request_bytes(d.len() as u64);
         }
         Poll::Ready(r)
     }

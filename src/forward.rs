@@ -436,11 +436,11 @@ pub struct Forwarder {
     connect_timeout: Duration,
     read_timeout: Duration,
     /// Counts new and reused connections.
-    metrics: Option<Arc<crate::metrics::Metrics>>,
+    metrics: Option<Arc<crate::metrics::Shard>>,
 }
 
 impl Forwarder {
-    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Shard>) -> Self {
         self.metrics = Some(metrics);
         self
     }

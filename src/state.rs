@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use crate::config::Config;
 use crate::forward::Forwarder;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Shard};
 use crate::resign::Signer;
 use crate::sigv4::KeyCache;
 
@@ -32,6 +32,8 @@ pub(crate) struct Inner {
     pub(crate) forwarder: Forwarder,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) metrics: Arc<Metrics>,
+    /// This worker's counters in `metrics`.
+    pub(crate) shard: Arc<Shard>,
 }
 
 /// Shared state: configuration, key caches, the one pooled origin client.
@@ -50,19 +52,26 @@ impl AppState {
     /// One worker's state, counting into `metrics`: the binary gives every
     /// worker the same ones, so one /metrics covers them all.
     pub fn from_parts(config: Config, clock: Arc<dyn Clock>, metrics: Arc<Metrics>) -> Self {
+        let shard = metrics.shard();
         Self(Arc::new(Inner {
             client_keys: KeyCache::new(config.client_secret_key.expose().as_bytes()),
             origin_keys: KeyCache::new(config.origin_secret_key.expose().as_bytes()),
             forwarder: Forwarder::new(&config.origin, config.connect_timeout, config.read_timeout)
-                .with_metrics(metrics.clone()),
+                .with_metrics(shard.clone()),
             config,
             clock,
             metrics,
+            shard,
         }))
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.0.metrics
+    }
+
+    /// This worker's counters.
+    pub fn shard(&self) -> &Arc<Shard> {
+        &self.0.shard
     }
 
     pub(crate) fn signer(&self) -> Signer<'_> {
