@@ -15,6 +15,7 @@
 //! ([`Drain::on_signals`]), a test calls [`Drain::start`].
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -161,15 +162,18 @@ async fn refuse_h2(tcp: &mut TcpStream) {
     let _ = tcp.shutdown().await;
 }
 
-/// Accepts until the drain's grace is over, passing each connection to
-/// `dispatch`. Accept errors (EMFILE and the like) are logged and retried
-/// after a pause.
-async fn accept_loop(listener: &TcpListener, drain: &Drain, mut dispatch: impl FnMut(TcpStream, SocketAddr)) {
-    let stop = drain.accept_until();
-    tokio::pin!(stop);
+/// Accepts until `shutdown` (for the proxy: `Drain::accept_until`, the end
+/// of the drain's grace), passing each connection to `dispatch`. Accept
+/// errors (EMFILE and the like) are logged and retried after a pause.
+async fn accept_loop(
+    listener: &TcpListener,
+    shutdown: impl Future<Output = ()>,
+    mut dispatch: impl FnMut(TcpStream, SocketAddr),
+) {
+    tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            () = &mut stop => return,
+            () = &mut shutdown => return,
             r = listener.accept() => match r {
                 Ok((tcp, peer)) => dispatch(tcp, peer),
                 Err(e) => {
@@ -202,7 +206,7 @@ pub async fn run(listener: TcpListener, state: AppState, drain: Drain) -> io::Re
     let ticker = tokio::spawn(timer_floor());
     let graceful = GracefulShutdown::new();
     let open = Arc::new(AtomicUsize::new(0));
-    accept_loop(&listener, &drain, |tcp, peer| {
+    accept_loop(&listener, drain.accept_until(), |tcp, peer| {
         open.fetch_add(1, Ordering::Relaxed);
         spawn_connection(tcp, peer, &state, &graceful, &drain, Load(open.clone()));
     })
@@ -256,7 +260,7 @@ pub fn serve(
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let listener = TcpListener::from_std(listener)?;
-        accept_loop(&listener, &drain, |tcp, peer| {
+        accept_loop(&listener, drain.accept_until(), |tcp, peer| {
             let Some((tx, load)) = queues.iter().min_by_key(|(_, l)| l.load(Ordering::Relaxed)) else { return };
             load.fetch_add(1, Ordering::Relaxed);
             match tcp.into_std() {
