@@ -5,12 +5,15 @@ Self-contained: it starts two s3s-fs origins (A and B) holding the same objects 
 origin credentials), one proxy per origin (E2E_PROXY_BIN_PATH) and HAProxy running the shipped
 deploy/haproxy.cfg byte for byte (its addresses come from the environment: HAPROXY_BIND, PROXY_A, PROXY_B,
 HAPROXY_STATS_SOCKET), each on a free port with its log in $E2E_WORK/pool/, and stops them at exit.
-Clients are boto3, path-style, with botocore's retries off (max_attempts 1): every failure HAProxy lets
+Clients are boto3, path-style, with botocore's retries off (total_max_attempts 1; RetryAttempts asserted 0): every failure HAProxy lets
 through is counted.
 
   failover  a bounded loop of GET and HEAD through HAProxy (at least 600 requests, and at least 100 after
             HAProxy marks A down); origin A gets SIGKILL at request 200. Zero failed requests, the detection
             window included; HAProxy marks proxy-a DOWN (admin socket `show stat`, check code 450).
+  policy    origin A still dead, proxy-a put back into rotation (`disable health`, `set server ... health up`):
+            GETs that reach it are retried on proxy-b; PUT (small, no Expect), DELETE and POST are not (502 to
+            the client, nothing done at origin B).
   recover   origin A restarted on its port and data: HAProxy marks proxy-a UP again.
   drain     20 downloads of a 50 MB object straight from proxy B, paced to last past the drain grace; proxy B
             gets SIGTERM: its /healthz says draining within 100 ms, HAProxy marks it DOWN and sends it no new
@@ -265,8 +268,10 @@ def client(endpoint, ak=None, sk=None, pool=10):
     import boto3
     from botocore.config import Config
 
-    # retries off: a failure HAProxy lets through must reach the count, not be hidden by botocore
-    conf = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=60,
+    # Retries off: a failure HAProxy lets through must reach the count, not be hidden by botocore. In
+    # botocore `max_attempts` counts retries (1 = one retry, after a jittered sleep of up to 1 s);
+    # `total_max_attempts` counts attempts. Loop.one also asserts RetryAttempts == 0 on every response.
+    conf = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=60,
                   signature_version="s3v4", s3={"addressing_style": "path"}, max_pool_connections=pool)
     return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ak or CLIENT_AK,
                         aws_secret_access_key=sk or CLIENT_SK, region_name=REGION, config=conf)
@@ -303,14 +308,17 @@ class Loop:
         try:
             if op == "GET":
                 self.gets += 1
-                body = self.c.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+                r = self.c.get_object(Bucket=BUCKET, Key=key)
+                body = r["Body"].read()
                 if body != data:
                     raise AssertionError(f"body of {len(body)} bytes differs from the {len(data)} stored")
             else:
                 self.heads += 1
-                h = self.c.head_object(Bucket=BUCKET, Key=key)
-                if h["ContentLength"] != len(data):
-                    raise AssertionError(f"Content-Length {h['ContentLength']}, stored {len(data)}")
+                r = self.c.head_object(Bucket=BUCKET, Key=key)
+                if r["ContentLength"] != len(data):
+                    raise AssertionError(f"Content-Length {r['ContentLength']}, stored {len(data)}")
+            if r["ResponseMetadata"].get("RetryAttempts"):
+                raise AssertionError(f"botocore retried it {r['ResponseMetadata']['RetryAttempts']} times")
         except Exception as e:  # noqa: BLE001
             self.failures.append((i, t0, op, key, describe(e)))
         self.times.append((t0, time.monotonic() - t0))
@@ -458,6 +466,97 @@ def origin_down_answer(pool):
     assert max(times) < 1.0, f"proxy A took up to {max(times):.2f} s to answer (origin dead: refused at once)"
 
 
+def retry_policy(pool):
+    """With origin A still dead, proxy-a is put back into rotation (checks off, health set UP): reads sent
+    to it are retried on proxy-b; writes are not: the client gets proxy A's 502, and nothing happens at
+    origin B. The writes are ones HAProxy could replay without the rule: a small PUT whose body goes with
+    its head (no `Expect: 100-continue`, which boto3 sends and which alone prevents a replay, as HAProxy 2.6
+    replays only a request it has whole), a DELETE, and a POST (CreateMultipartUpload) with no body."""
+    from botocore.exceptions import ClientError
+
+    hap = pool.hap
+    c = client(pool.endpoint)
+    origin_b = client(f"http://127.0.0.1:{pool.ports['OB']}", ORIGIN_AK, ORIGIN_SK)
+
+    def no_expect(request, **_kw):  # `expect` is never signed (botocore leaves it out)
+        request.headers.pop("Expect", None)
+
+    c.meta.events.register("before-send.s3.PutObject", no_expect)
+    doomed = {f"del-{i:02d}": os.urandom(1024) for i in range(40)}  # at origin B; deleted only if replayed
+    for k, v in doomed.items():
+        origin_b.put_object(Bucket=BUCKET, Key=k, Body=v)
+    out = hap.command("disable health s3_proxies/proxy-a") + hap.command("set server s3_proxies/proxy-a health up")
+    refused = {"PUT": [], "DELETE": [], "POST": []}
+    stored, deleted, reads, read_fail = [], [], 0, []
+    try:
+        if not hap.wait_status("proxy-a", "no check", 5):  # unchecked: in rotation
+            raise AssertionError(f"proxy-a not in rotation after `disable health` and `set server ... health up` "
+                                 f"({out.strip()!r}): {hap.servers()['proxy-a']}")
+        mark = len(hap.log_lines())
+        rng = random.Random(3)
+        for i in range(len(doomed)):  # until each kind of write has met proxy-a 3 times
+            if all(len(v) >= 3 for v in refused.values()) and i >= 8:
+                break
+            key, data = f"write-{i:02d}", os.urandom(4096)
+            dkey = f"del-{i:02d}"
+            steps = [("PUT", lambda: c.put_object(Bucket=BUCKET, Key=key, Body=data)), ("GET", None),
+                     ("DELETE", lambda: c.delete_object(Bucket=BUCKET, Key=dkey)), ("GET", None),
+                     ("POST", lambda: c.create_multipart_upload(Bucket=BUCKET, Key=f"mpu-{i:02d}"))]
+            rng.shuffle(steps)  # which member a request meets depends on the ones before it
+            for j, (op, fn) in enumerate(steps):
+                if op == "GET":
+                    rkey = f"obj-{(5 * i + j) % SMALL:02d}"
+                    reads += 1
+                    try:
+                        if c.get_object(Bucket=BUCKET, Key=rkey)["Body"].read() != pool.objects[rkey]:
+                            read_fail.append(f"{rkey}: body differs")
+                    except ClientError as e:
+                        read_fail.append(f"{rkey}: {describe(e)}")
+                    continue
+                try:
+                    fn()
+                    if op == "PUT":
+                        stored.append((key, data))
+                    elif op == "DELETE":
+                        deleted.append(dkey)
+                except ClientError as e:
+                    refused[op].append(((key if op == "PUT" else dkey), describe(e)))
+        lines = hap.log_lines()[mark:]
+    finally:
+        hap.command("enable health s3_proxies/proxy-a")
+    per_server, retried, redispatched = log_figures(hap, mark)
+    retry_rx = re.compile(r" \d+/\d+/\d+/\d+/\+?[1-9]\d* \d+/\d+ \"(\S+) ")
+    writes_retried = [ln for ln in lines if (m := retry_rx.search(ln)) and m.group(1) not in ("GET", "HEAD")]
+    t._out(f"# pool: retry policy (proxy-a in rotation, origin A dead): "
+           + ", ".join(f"{op} {len(v)} answered {sorted({w for _k, w in v})} by proxy-a" for op, v in refused.items())
+           + f" (not retried; {len(stored)} PUTs and {len(deleted)} DELETEs done via proxy-b); {reads} GETs, "
+           f"{len(read_fail)} failed, {retried} requests retried ({redispatched} redispatched)")
+    assert not read_fail, f"reads failed although HAProxy should retry them: {read_fail[:4]}"
+    assert not writes_retried, f"HAProxy retried {len(writes_retried)} writes: {writes_retried[:2]}"
+    assert retried >= 5, f"only {retried} reads were retried: too few reached proxy-a to exercise the policy"
+    for op, v in refused.items():
+        assert len(v) >= 3, f"only {len(v)} {op}s reached proxy-a: the policy for writes was not exercised"
+        assert all(w.startswith("502 ") for _k, w in v), f"{op}s answered otherwise than 502: {v[:4]}"
+    for key, data in stored:
+        assert origin_b.get_object(Bucket=BUCKET, Key=key)["Body"].read() == data, f"{key}: other bytes at origin B"
+    for key, _w in refused["PUT"]:
+        try:
+            origin_b.head_object(Bucket=BUCKET, Key=key)
+        except ClientError as e:
+            if describe(e).startswith("404"):
+                continue
+            raise
+        raise AssertionError(f"PUT {key} was answered 502 but exists at origin B: it was replayed")
+    for key, _w in refused["DELETE"]:
+        try:
+            origin_b.head_object(Bucket=BUCKET, Key=key)
+        except ClientError as e:
+            raise AssertionError(f"DELETE {key} was answered 502 but origin B no longer has it ({describe(e)}): "
+                                 f"it was replayed") from None
+    if not hap.wait_status("proxy-a", "DOWN", 5):
+        raise AssertionError(f"proxy-a not DOWN again after `enable health`: {hap.servers()['proxy-a']}")
+
+
 def recover(pool):
     t0 = time.monotonic()
     pool.origin_a = start_origin("origin-a", pool.ports["OA"], pool.data["A"])
@@ -520,9 +619,23 @@ def drain(pool):
         raise AssertionError(f"the downloads did not all start: {[r for r in results if r]}") from None
     time.sleep(0.3)  # the loop has been running through both members
 
+    t_closed = None
+
+    def watch_listener():  # when does B stop accepting? (a connect every 20 ms, closed at once)
+        nonlocal t_closed
+        while pool.proxy_b.poll() is None and time.monotonic() - t_term < 60:
+            try:
+                socket.create_connection(("127.0.0.1", pb), timeout=0.5).close()
+            except OSError:
+                t_closed = time.monotonic()
+                return
+            time.sleep(0.02)
+
     b_sessions_before = mon.sessions("proxy-b")
     t_term = time.monotonic()
     pool.proxy_b.send_signal(signal.SIGTERM)
+    closer = threading.Thread(target=watch_listener, daemon=True)
+    closer.start()
     # /healthz right away, on fresh connections
     t_draining, healthz_seen = None, []
     while time.monotonic() - t_term < 2.0:
@@ -535,15 +648,7 @@ def drain(pool):
         except OSError as e:
             healthz_seen.append(type(e).__name__)
         time.sleep(0.005)
-    # when does B stop accepting?
-    t_closed = None
-    while pool.proxy_b.poll() is None and time.monotonic() - t_term < 60:
-        try:
-            socket.create_connection(("127.0.0.1", pb), timeout=0.5).close()
-        except OSError:
-            t_closed = time.monotonic()
-            break
-        time.sleep(0.02)
+    closer.join(65)
     for th in threads:
         th.join(max(1.0, t_term + 60 - time.monotonic()))
     t_done = max((r[2] for r in results if r), default=None)
@@ -626,6 +731,7 @@ def main():
            f"setup {time.monotonic() - t0:.1f} s; logs in {WORK}")
     failover(pool)
     t.run_test("pool/origin-down-answer-fast-502", origin_down_answer, pool)
+    t.run_test("pool/retry-policy-reads-retried-writes-not", retry_policy, pool)
     if t.run_test("pool/recover-a-up-again", recover, pool):
         drain(pool)
     else:
