@@ -5,8 +5,8 @@ Self-contained: it starts two s3s-fs origins (A and B) holding the same objects 
 origin credentials), one proxy per origin (E2E_PROXY_BIN_PATH) and HAProxy running the shipped
 deploy/haproxy.cfg byte for byte (its addresses come from the environment: HAPROXY_BIND, PROXY_A, PROXY_B,
 HAPROXY_STATS_SOCKET), each on a free port with its log in $E2E_WORK/pool/, and stops them at exit.
-Clients are boto3, path-style, with botocore's retries off (total_max_attempts 1; RetryAttempts asserted 0): every failure HAProxy lets
-through is counted.
+Clients are boto3, path-style, with botocore's retries off (total_max_attempts 1; RetryAttempts asserted 0):
+every failure HAProxy lets through is counted.
 
   failover  a bounded loop of GET and HEAD through HAProxy (at least 600 requests, and at least 100 after
             HAProxy marks A down); origin A gets SIGKILL at request 200. Zero failed requests, the detection
@@ -35,7 +35,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 
@@ -402,7 +401,7 @@ def failover(pool):
     log_mark = len(hap.log_lines())
     t_kill = None
     started = time.monotonic()
-    down = None
+    down, n_at_down = None, 0
     while True:
         loop.one()
         if loop.n == KILL_AT:
@@ -524,7 +523,7 @@ def retry_policy(pool):
         lines = hap.log_lines()[mark:]
     finally:
         hap.command("enable health s3_proxies/proxy-a")
-    per_server, retried, redispatched = log_figures(hap, mark)
+    _per_server, retried, redispatched = log_figures(hap, mark)
     retry_rx = re.compile(r" \d+/\d+/\d+/\d+/\+?[1-9]\d* \d+/\d+ \"(\S+) ")
     writes_retried = [ln for ln in lines if (m := retry_rx.search(ln)) and m.group(1) not in ("GET", "HEAD")]
     t._out(f"# pool: retry policy (proxy-a in rotation, origin A dead): "
