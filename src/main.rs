@@ -61,7 +61,13 @@ fn serve() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    tracing::info!(listen = %config.listen, origin = %format_args!("{}://{}", config.origin.scheme(), config.origin.authority()), region = %config.region, workers = config.workers, "s3-resign-proxy started");
+    // SIGHUP and file changes reload TLS_CERT/TLS_KEY; without the watcher
+    // the certificate still serves, it just is not renewed in place.
+    let _tls_reloader = config
+        .tls
+        .as_ref()
+        .and_then(|tls| tls.watch().map_err(|e| tracing::error!(error = %e, "TLS certificate reload is off")).ok());
+    tracing::info!(tls = config.tls.is_some(), listen = %config.listen, origin = %format_args!("{}://{}", config.origin.scheme(), config.origin.authority()), region = %config.region, workers = config.workers, "s3-resign-proxy started");
     let workers = config.workers;
     report(
         serve_workers(listener, workers, move || AppState::new(config.clone()), shutdown_signal()).map_err(Into::into),
