@@ -298,11 +298,22 @@ fn load_pair(
 fn certificates(var: &str, path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError(format!("{var} {} is not valid PEM: {e}", path.display())))?;
+        .map_err(|e| TlsError(format!("{var} {} is not valid PEM: {}", path.display(), pem_problem(&e))))?;
     if certs.is_empty() {
         return Err(TlsError(format!("{var} {} holds no PEM certificate", path.display())));
     }
     Ok(certs)
+}
+
+/// What is wrong with a PEM file, in words (pki-types prints bytes as numbers).
+fn pem_problem(e: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error;
+    match e {
+        Error::MissingSectionEnd { .. } => "a section has no END line (a file cut short?)".into(),
+        Error::IllegalSectionStart { .. } => "a BEGIN line is malformed".into(),
+        Error::Base64Decode(_) => "a section is not valid base64".into(),
+        other => other.to_string(),
+    }
 }
 
 /// ORIGIN_CA_BUNDLE: the roots that origin certificates are verified against

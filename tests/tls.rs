@@ -306,8 +306,9 @@ async fn reload_swaps_a_good_pair_and_keeps_the_old_one_on_bad_files() {
     assert_eq!(served_leaf(addr, &ca).await, two.der);
     assert_eq!(tls.reload_and_log("SIGHUP"), Ok(Reloaded::Unchanged));
 
-    let bad: [(&str, &str, &str, &str); 4] = [
+    let bad: [(&str, &str, &str, &str); 5] = [
         ("garbage", "not a certificate\n", &two.key_pem, "holds no PEM certificate"),
+        ("cut short", &two.cert_pem[..two.cert_pem.len() / 2], &two.key_pem, "a section has no END line"),
         ("empty", "", &two.key_pem, "holds no PEM certificate"),
         ("a key that is not the certificate's", &three.cert_pem, &two.key_pem, "does not fit"),
         ("no key", &two.cert_pem, "", "holds no PEM private key"),

@@ -298,6 +298,9 @@ def wait_for_der(port, ca, want, secs=10):
     return False
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def log_size(path):
     return os.path.getsize(path)
 
@@ -308,7 +311,7 @@ def log_has(path, text, since=0, secs=5):
     while True:
         with open(path, errors="replace") as f:
             f.seek(since)
-            if text in f.read():
+            if text in ANSI.sub("", f.read()):  # the proxy's log is colored
                 return True
         if time.time() >= deadline:
             return False
