@@ -65,6 +65,12 @@ struct Raw {
     allowed_hosts: String,
     #[serde(default)]
     trusted_proxies: String,
+    #[serde(default = "default_drain_grace")]
+    drain_grace: f64,
+    #[serde(default = "default_shutdown_timeout")]
+    shutdown_timeout: f64,
+    #[serde(default = "default_health_cache_ms")]
+    health_cache_ms: u64,
     #[serde(default)]
     tls_cert: String,
     #[serde(default)]
@@ -98,6 +104,15 @@ fn default_connect_timeout() -> u64 {
 }
 fn default_read_timeout() -> u64 {
     60
+}
+fn default_drain_grace() -> f64 {
+    5.0
+}
+fn default_shutdown_timeout() -> f64 {
+    30.0
+}
+fn default_health_cache_ms() -> u64 {
+    1000
 }
 
 /// Where the proxy connects. Chosen by configuration only, never by a request.
@@ -147,6 +162,14 @@ pub struct Config {
     /// (VIRTUAL_HOST_DOMAINS, PUBLIC_HOST, ALLOWED_HOSTS, TRUSTED_PROXIES,
     /// ORIGIN_ADDRESSING).
     pub addressing: Addressing,
+    /// After SIGTERM/SIGINT, how long `/healthz` says draining while the
+    /// listener still accepts (DRAIN_GRACE, seconds).
+    pub drain_grace: Duration,
+    /// Then, how long in-flight requests may take before their connections
+    /// are cut (SHUTDOWN_TIMEOUT, seconds).
+    pub shutdown_timeout: Duration,
+    /// How long one origin probe answers `/healthz` (HEALTH_CACHE_MS).
+    pub health_cache: Duration,
     /// Built-in HTTPS (TLS_CERT, TLS_KEY): one certificate store that every
     /// worker's acceptor shares, and that reloads swap.
     pub tls: Option<Arc<crate::tls::Tls>>,
@@ -213,6 +236,11 @@ impl Config {
         if raw.origin_connect_timeout == 0 || raw.origin_read_timeout == 0 {
             return Err(bad("ORIGIN_CONNECT_TIMEOUT/ORIGIN_READ_TIMEOUT", "must be at least 1 second"));
         }
+        let seconds = |var: &str, v: f64| {
+            Duration::try_from_secs_f64(v).map_err(|_| bad(var, "must be a number of seconds, 0 or more"))
+        };
+        let drain_grace = seconds("DRAIN_GRACE", raw.drain_grace)?;
+        let shutdown_timeout = seconds("SHUTDOWN_TIMEOUT", raw.shutdown_timeout)?;
         let addressing = Addressing::from_settings(
             &AddressingSettings {
                 virtual_host_domains: &raw.virtual_host_domains,
@@ -256,6 +284,9 @@ impl Config {
             healthcheck_path: raw.healthcheck_path,
             connect_timeout: Duration::from_secs(raw.origin_connect_timeout),
             read_timeout: Duration::from_secs(raw.origin_read_timeout),
+            drain_grace,
+            shutdown_timeout,
+            health_cache: Duration::from_millis(raw.health_cache_ms),
             workers: match raw.workers {
                 0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
                 n if n <= 1024 => n,
@@ -327,6 +358,21 @@ mod tests {
         assert_eq!(c.healthcheck_path, "/");
         assert!(c.workers >= 1);
         assert!(!format!("{c:?}").contains("very-secret"));
+        assert_eq!((c.drain_grace, c.shutdown_timeout), (Duration::from_secs(5), Duration::from_secs(30)));
+        assert_eq!(c.health_cache, Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn drain_settings() {
+        let c =
+            Config::from_vars(vars(&[("DRAIN_GRACE", "0.25"), ("SHUTDOWN_TIMEOUT", "0"), ("HEALTH_CACHE_MS", "0")]))
+                .unwrap();
+        assert_eq!((c.drain_grace, c.shutdown_timeout), (Duration::from_millis(250), Duration::ZERO));
+        assert_eq!(c.health_cache, Duration::ZERO);
+        for bad in ["-1", "NaN", "inf", "soon"] {
+            let e = Config::from_vars(vars(&[("DRAIN_GRACE", bad)])).unwrap_err();
+            assert!(e.0.contains("DRAIN_GRACE") || e.0.contains("drain_grace"), "{bad}: {e}");
+        }
     }
 
     #[test]

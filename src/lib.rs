@@ -41,6 +41,7 @@ pub mod chunked;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod drain;
 pub mod error;
 pub mod forward;
 pub mod handler;
@@ -54,5 +55,6 @@ pub mod state;
 pub mod tls;
 pub mod verify;
 
+pub use drain::Drain;
 pub use server::{run, serve, shutdown_signal};
 pub use state::{AppState, Clock, SystemClock};
