@@ -268,7 +268,7 @@ def start_native_proxy(cert, key, log):
                ORIGIN_ACCESS_KEY=os.environ["E2E_ORIGIN_ACCESS_KEY"],
                ORIGIN_SECRET_KEY=os.environ["E2E_ORIGIN_SECRET_KEY"],
                ORIGIN_DOMAIN=os.environ["E2E_ORIGIN_ENDPOINT"], AWS_REGION=os.environ.get("E2E_REGION", "us-east-1"),
-               HOST="127.0.0.1", PORT=str(port), TLS_CERT=cert, TLS_KEY=key,
+               HOST="127.0.0.1", PORT=str(port), TLS_CERT=cert, TLS_KEY=key, DRAIN_GRACE="0",
                RUST_LOG=os.environ.get("RUST_LOG", "info"))
     p = subprocess.Popen([os.environ["E2E_PROXY_BIN_PATH"]], env=env, stdout=log, stderr=subprocess.STDOUT,
                          stdin=subprocess.DEVNULL)
