@@ -3,6 +3,8 @@
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderValue;
@@ -69,6 +71,14 @@ struct Raw {
     shutdown_timeout: f64,
     #[serde(default = "default_health_cache_ms")]
     health_cache_ms: u64,
+    #[serde(default)]
+    tls_cert: String,
+    #[serde(default)]
+    tls_key: String,
+    #[serde(default)]
+    origin_ca_bundle: String,
+    #[serde(default)]
+    origin_session_token: Option<Secret>,
 }
 
 fn default_scheme() -> String {
@@ -160,6 +170,15 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// How long one origin probe answers `/healthz` (HEALTH_CACHE_MS).
     pub health_cache: Duration,
+    /// Built-in HTTPS (TLS_CERT, TLS_KEY): one certificate store that every
+    /// worker's acceptor shares, and that reloads swap.
+    pub tls: Option<Arc<crate::tls::Tls>>,
+    /// ORIGIN_CA_BUNDLE: the roots an https origin is verified against,
+    /// instead of the system's.
+    pub origin_ca: Option<Arc<rustls::RootCertStore>>,
+    /// ORIGIN_SESSION_TOKEN: temporary origin credentials' token, sent as a
+    /// signed `x-amz-security-token`.
+    pub origin_session_token: Option<Secret>,
 }
 
 /// A configuration error: one line naming the variable, never its secret value.
@@ -232,7 +251,27 @@ impl Config {
             },
             &origin,
         )?;
+        let tls = match (raw.tls_cert.as_str(), raw.tls_key.as_str()) {
+            ("", "") => None,
+            ("", _) | (_, "") => return Err(bad("TLS_CERT/TLS_KEY", "set both (PEM files) or neither")),
+            (cert, key) => {
+                Some(Arc::new(crate::tls::Tls::load(Path::new(cert), Path::new(key)).map_err(|e| ConfigError(e.0))?))
+            }
+        };
+        let origin_ca = match raw.origin_ca_bundle.as_str() {
+            "" => None,
+            path => Some(Arc::new(crate::tls::load_ca_bundle(Path::new(path)).map_err(|e| ConfigError(e.0))?)),
+        };
+        let origin_session_token = raw.origin_session_token.filter(|t| !t.expose().is_empty());
+        if let Some(t) = &origin_session_token
+            && (HeaderValue::from_str(t.expose()).is_err() || t.expose().contains(char::is_whitespace))
+        {
+            return Err(bad("ORIGIN_SESSION_TOKEN", "must be printable ASCII without spaces"));
+        }
         Ok(Self {
+            tls,
+            origin_ca,
+            origin_session_token,
             addressing,
             client_access_key: raw.client_access_key,
             client_secret_key: raw.client_secret_key,
@@ -359,5 +398,31 @@ mod tests {
         assert!(e.0.contains("ORIGIN_SCHEME"));
         let e = Config::from_vars(vars(&[("HOST", "nowhere")])).unwrap_err();
         assert!(e.0.contains("HOST"));
+    }
+
+    #[test]
+    fn tls_settings() {
+        let e = Config::from_vars(vars(&[("TLS_CERT", "/nowhere/cert.pem")])).unwrap_err();
+        assert_eq!(e.0, "invalid TLS_CERT/TLS_KEY: set both (PEM files) or neither");
+        let e = Config::from_vars(vars(&[("TLS_KEY", "/nowhere/key.pem")])).unwrap_err();
+        assert_eq!(e.0, "invalid TLS_CERT/TLS_KEY: set both (PEM files) or neither");
+        let e = Config::from_vars(vars(&[("TLS_CERT", "/nowhere/c.pem"), ("TLS_KEY", "/nowhere/k.pem")])).unwrap_err();
+        assert!(e.0.starts_with("cannot read TLS_CERT /nowhere/c.pem: "), "{e}");
+        let e = Config::from_vars(vars(&[("ORIGIN_CA_BUNDLE", "/nowhere/ca.pem")])).unwrap_err();
+        assert!(e.0.starts_with("cannot read ORIGIN_CA_BUNDLE /nowhere/ca.pem: "), "{e}");
+        let c = Config::from_vars(vars(&[])).unwrap();
+        assert!(c.tls.is_none() && c.origin_ca.is_none() && c.origin_session_token.is_none());
+    }
+
+    #[test]
+    fn session_token_is_a_secret() {
+        let c = Config::from_vars(vars(&[("ORIGIN_SESSION_TOKEN", "FwoGZXIvYXdzEBYaDTOKEN-very-secret/+=")])).unwrap();
+        assert_eq!(c.origin_session_token.as_ref().unwrap().expose(), "FwoGZXIvYXdzEBYaDTOKEN-very-secret/+=");
+        assert!(!format!("{c:?}").contains("very-secret"));
+        let mut v = vars(&[]);
+        v.push(("ORIGIN_SESSION_TOKEN".into(), String::new()));
+        assert!(Config::from_vars(v).unwrap().origin_session_token.is_none(), "empty is unset");
+        let e = Config::from_vars(vars(&[("ORIGIN_SESSION_TOKEN", "two very-secret")])).unwrap_err();
+        assert_eq!(e.0, "invalid ORIGIN_SESSION_TOKEN: must be printable ASCII without spaces");
     }
 }

@@ -72,8 +72,14 @@ fn serve() -> ExitCode {
         eprintln!("s3-resign-proxy: cannot install signal handlers: {e}");
         return ExitCode::from(1);
     }
+    // SIGHUP and file changes reload TLS_CERT/TLS_KEY; without the watcher
+    // the certificate still serves, it just is not renewed in place.
+    let _tls_reloader = config
+        .tls
+        .as_ref()
+        .and_then(|tls| tls.watch().map_err(|e| tracing::error!(error = %e, "TLS certificate reload is off")).ok());
     let listen = listener.local_addr().unwrap_or(config.listen);
-    tracing::info!(listen = %listen, origin = %format_args!("{}://{}", config.origin.scheme(), config.origin.authority()), region = %config.region, workers = config.workers, "s3-resign-proxy started");
+    tracing::info!(tls = config.tls.is_some(), listen = %listen, origin = %format_args!("{}://{}", config.origin.scheme(), config.origin.authority()), region = %config.region, workers = config.workers, "s3-resign-proxy started");
     let workers = config.workers;
     // The workers share one /healthz cache.
     let state = AppState::new(config);

@@ -55,7 +55,8 @@ impl Drop for Load {
     }
 }
 
-/// Serves one connection on the current runtime, watched by `graceful`.
+/// Serves one connection on the current runtime, watched by `graceful`:
+/// HTTP/1.1, inside TLS when TLS_CERT/TLS_KEY are set.
 fn spawn_connection(
     tcp: TcpStream,
     peer: SocketAddr,
@@ -65,6 +66,7 @@ fn spawn_connection(
     load: Load,
 ) {
     let _ = tcp.set_nodelay(true);
+    let tls = state.0.config.tls.as_ref().map(|t| t.acceptor());
     let state = state.clone();
     // The peer's address, for TRUSTED_PROXIES (an IPv4 peer on a dual-stack socket as IPv4).
     let peer = Some(peer.ip().to_canonical());
@@ -89,9 +91,31 @@ fn spawn_connection(
     let drain = drain.clone();
     tokio::spawn(async move {
         let _load = load;
+        let mut tcp = tcp;
+        if let Some(acceptor) = tls {
+            // ALPN offers http/1.1 only, so an h2-only client fails here
+            // (no preface check: the bytes are encrypted). The handshake is
+            // bounded like a request head.
+            let handshake = tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(tcp));
+            let stream = tokio::select! {
+                r = handshake => match r {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!("TLS handshake timed out");
+                        return;
+                    }
+                },
+                // No request yet when the listener closes: nothing to finish.
+                () = drain.closing() => return,
+            };
+            return serve_http1(stream, svc, watcher, &drain).await;
+        }
         // This proxy speaks HTTP/1.1 only: an HTTP/2 prior-knowledge client
         // gets an HTTP/1.1 answer that says so, not a silent close.
-        let mut tcp = tcp;
         let first_bytes = tokio::time::timeout(HEADER_READ_TIMEOUT, starts_with_h2_preface(&tcp));
         tokio::select! {
             r = first_bytes => if let Ok(Ok(true)) = r {
@@ -101,22 +125,37 @@ fn spawn_connection(
             // Nothing sent yet when the listener closes: nothing to finish.
             () = drain.closing() => return,
         }
-        let conn = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .max_buf_size(MAX_BUF)
-            .max_headers(HYPER_MAX_HEADERS)
-            // A client that pipelines requests and then shuts down its
-            // sending side still gets every response.
-            .half_close(true)
-            .serve_connection(TokioIo::new(tcp), svc);
-        tokio::select! {
-            r = watcher.watch(conn) => if let Err(e) = r {
-                tracing::debug!(error = %e, "client connection ended with an error");
-            },
-            () = drain.cut() => tracing::debug!("connection cut at SHUTDOWN_TIMEOUT"),
-        }
+        serve_http1(tcp, svc, watcher, &drain).await;
     });
+}
+
+/// hyper's HTTP/1.1 server on one connection, plain or TLS, until it ends
+/// or the drain cuts it.
+async fn serve_http1<I, S>(io: I, svc: S, watcher: hyper_util::server::graceful::Watcher, drain: &Drain)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming> + Send,
+    S::Future: Send,
+    S::ResBody: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    <S::ResBody as hyper::body::Body>::Data: Send,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_BUF)
+        .max_headers(HYPER_MAX_HEADERS)
+        // A client that pipelines requests and then shuts down its
+        // sending side still gets every response.
+        .half_close(true)
+        .serve_connection(TokioIo::new(io), svc);
+    tokio::select! {
+        r = watcher.watch(conn) => if let Err(e) = r {
+            tracing::debug!(error = %e, "client connection ended with an error");
+        },
+        () = drain.cut() => tracing::debug!("connection cut at SHUTDOWN_TIMEOUT"),
+    }
 }
 
 /// The listener is closed: idle connections close, in-flight requests finish

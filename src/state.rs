@@ -32,6 +32,8 @@ pub(crate) struct Inner {
     pub(crate) client_keys: KeyCache,
     pub(crate) origin_keys: KeyCache,
     pub(crate) forwarder: Forwarder,
+    /// ORIGIN_SESSION_TOKEN as a sensitive header value, made once.
+    pub(crate) origin_token: Option<http::HeaderValue>,
     pub(crate) clock: Arc<dyn Clock>,
     /// Shared by [`AppState::sibling`]s, so all workers share one probe.
     pub(crate) health: Arc<HealthCache>,
@@ -61,7 +63,17 @@ impl AppState {
         Self(Arc::new(Inner {
             client_keys: KeyCache::new(config.client_secret_key.expose().as_bytes()),
             origin_keys: KeyCache::new(config.origin_secret_key.expose().as_bytes()),
-            forwarder: Forwarder::new(&config.origin, config.connect_timeout, config.read_timeout),
+            forwarder: Forwarder::new(
+                &config.origin,
+                config.origin_ca.as_deref(),
+                config.connect_timeout,
+                config.read_timeout,
+            ),
+            origin_token: config.origin_session_token.as_ref().and_then(|t| {
+                let mut v = http::HeaderValue::from_str(t.expose()).ok()?;
+                v.set_sensitive(true);
+                Some(v)
+            }),
             config,
             clock,
             health,
@@ -76,6 +88,7 @@ impl AppState {
             access_key: &c.origin_access_key,
             keys: &self.0.origin_keys,
             region: &c.region,
+            session_token: self.0.origin_token.as_ref(),
         }
     }
 }
