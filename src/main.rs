@@ -100,9 +100,31 @@ fn healthcheck() -> ExitCode {
         }
     };
     let deadline = Instant::now() + TIMEOUT;
+    // With built-in TLS (and no HEALTHCHECK_URL), the listener speaks HTTPS:
+    // check it over TLS, pinned to the certificate in TLS_CERT.
+    let tls =
+        match std::env::var("TLS_CERT").ok().filter(|c| !c.is_empty() && std::env::var_os("HEALTHCHECK_URL").is_none())
+        {
+            Some(cert) => match s3_resign_proxy::tls::pinned_client_config(std::path::Path::new(&cert)) {
+                Ok(c) => Some(std::sync::Arc::new(c)),
+                Err(e) => {
+                    println!("unhealthy: {e}");
+                    return ExitCode::FAILURE;
+                }
+            },
+            None => None,
+        };
     let exchange = || -> std::io::Result<Vec<u8>> {
-        let mut s = TcpStream::connect_timeout(&addr, TIMEOUT)?;
-        s.set_write_timeout(Some(TIMEOUT))?;
+        let tcp = TcpStream::connect_timeout(&addr, TIMEOUT)?;
+        tcp.set_write_timeout(Some(TIMEOUT))?;
+        let mut s: Box<dyn ReadWrite> = match &tls {
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::from(addr.ip());
+                let conn = rustls::ClientConnection::new(config.clone(), name).map_err(std::io::Error::other)?;
+                Box::new(rustls::StreamOwned::new(conn, tcp.try_clone()?))
+            }
+            None => Box::new(tcp.try_clone()?),
+        };
         s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())?;
         let mut got = Vec::new();
         let mut buf = [0u8; 4096];
@@ -111,8 +133,13 @@ fn healthcheck() -> ExitCode {
             if left.is_zero() {
                 return Err(std::io::ErrorKind::TimedOut.into());
             }
-            s.set_read_timeout(Some(left))?;
-            match s.read(&mut buf)? {
+            tcp.set_read_timeout(Some(left))?;
+            // A TLS peer that closes without close_notify still gave us its answer.
+            let read = match s.read(&mut buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !got.is_empty() => 0,
+                r => r?,
+            };
+            match read {
                 0 => return Ok(got),
                 n if got.len() < 64 << 10 => got.extend_from_slice(&buf[..n]),
                 _ => return Ok(got),
@@ -136,6 +163,10 @@ fn healthcheck() -> ExitCode {
 
 /// Where `healthcheck` connects: HEALTHCHECK_URL, else HOST (127.0.0.1 for
 /// an unspecified address) and PORT (8000).
+/// A byte stream: plain TCP or TLS over it.
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
 fn health_target() -> Result<(SocketAddr, String, String), String> {
     if let Ok(url) = std::env::var("HEALTHCHECK_URL") {
         let rest = url.strip_prefix("http://").ok_or("HEALTHCHECK_URL must start with http://")?;

@@ -329,6 +329,69 @@ pub fn load_ca_bundle(path: &Path) -> Result<RootCertStore, TlsError> {
     Ok(roots)
 }
 
+/// A client config for the `healthcheck` subcommand over the proxy's own TLS
+/// listener: the server must present exactly the end-entity certificate in
+/// `cert_path` (pinned, as the proxy serves it), whatever CA issued it and
+/// whatever name it carries. Handshake signatures are still verified, so only
+/// the holder of the key passes.
+pub fn pinned_client_config(cert_path: &Path) -> Result<rustls::ClientConfig, TlsError> {
+    let pem = read("TLS_CERT", cert_path)?;
+    let leaf = certificates("TLS_CERT", cert_path, &pem)?.swap_remove(0);
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = Arc::new(Pinned { leaf, algorithms: provider.signature_verification_algorithms });
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError(format!("TLS: {e}")))?
+        .dangerous() // a custom verifier; it pins rather than skips
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth())
+}
+
+#[derive(Debug)]
+struct Pinned {
+    leaf: CertificateDer<'static>,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.leaf.as_ref() {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General("the server's certificate is not the one in TLS_CERT".into()))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

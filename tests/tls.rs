@@ -485,3 +485,40 @@ async fn origin_session_token_is_sent_signed_and_verifies_at_s3s() {
     assert!(!logged.is_empty(), "the capture works");
     assert!(!logged.contains("EXAMPLEORIGINSESSIONTOKEN"), "the origin session token is never logged");
 }
+
+// ------------------------------------------------------------------ the healthcheck subcommand over TLS
+
+/// `s3-resign-proxy healthcheck` with TLS_CERT set (the container's HEALTHCHECK
+/// with built-in TLS) speaks HTTPS to the proxy, pinned to that certificate:
+/// it passes against the proxy serving it, and fails against one serving
+/// another certificate, however trusted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_speaks_tls_pinned_to_tls_cert() {
+    logs();
+    let pki = Pki::new("s3rp test CA healthcheck");
+    let (one, two) = (pki.leaf("proxy-one", 11), pki.leaf("proxy-two", 12));
+    pki.install(&one);
+    let (origin, _dir) = origin().await;
+    let (addr, _tls, _stop) = tls_proxy(origin, &pki).await;
+    let run = move |cert: PathBuf| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_s3-resign-proxy"))
+            .env_clear()
+            .arg("healthcheck")
+            .env("PORT", addr.port().to_string())
+            .env("TLS_CERT", cert)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let served = pki.path("cert.pem");
+    let (code, out) = tokio::task::spawn_blocking(move || run(served)).await.unwrap();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("healthy: 200"), "{out}");
+    // Another certificate from the same CA is not the one served.
+    let other = tempfile::tempdir().unwrap();
+    let other_cert = other.path().join("cert.pem");
+    std::fs::write(&other_cert, &two.cert_pem).unwrap();
+    let (code, out) = tokio::task::spawn_blocking(move || run(other_cert)).await.unwrap();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("not the one in TLS_CERT"), "{out}");
+}
