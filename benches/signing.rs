@@ -203,6 +203,7 @@ fn bench_request(
         access_key: ORIGIN_AK,
         keys: &origin_keys,
         region: REGION,
+        session_token: None,
     };
     let ctx = VerifyContext {
         access_key: CLIENT_AK,

@@ -3,6 +3,8 @@
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderValue;
@@ -67,6 +69,20 @@ struct Raw {
     metrics_port: String,
     #[serde(default)]
     log_format: String,
+    #[serde(default = "default_drain_grace")]
+    drain_grace: f64,
+    #[serde(default = "default_shutdown_timeout")]
+    shutdown_timeout: f64,
+    #[serde(default = "default_health_cache_ms")]
+    health_cache_ms: u64,
+    #[serde(default)]
+    tls_cert: String,
+    #[serde(default)]
+    tls_key: String,
+    #[serde(default)]
+    origin_ca_bundle: String,
+    #[serde(default)]
+    origin_session_token: Option<Secret>,
 }
 
 fn default_scheme() -> String {
@@ -92,6 +108,15 @@ fn default_connect_timeout() -> u64 {
 }
 fn default_read_timeout() -> u64 {
     60
+}
+fn default_drain_grace() -> f64 {
+    5.0
+}
+fn default_shutdown_timeout() -> f64 {
+    30.0
+}
+fn default_health_cache_ms() -> u64 {
+    1000
 }
 
 /// Where the proxy connects. Chosen by configuration only, never by a request.
@@ -147,6 +172,23 @@ pub struct Config {
     /// LOG_FORMAT: `text` or `json` (read by the binary before this config,
     /// to log in it; validated here too).
     pub log_format: crate::access_log::LogFormat,
+    /// After SIGTERM/SIGINT, how long `/healthz` says draining while the
+    /// listener still accepts (DRAIN_GRACE, seconds).
+    pub drain_grace: Duration,
+    /// Then, how long in-flight requests may take before their connections
+    /// are cut (SHUTDOWN_TIMEOUT, seconds).
+    pub shutdown_timeout: Duration,
+    /// How long one origin probe answers `/healthz` (HEALTH_CACHE_MS).
+    pub health_cache: Duration,
+    /// Built-in HTTPS (TLS_CERT, TLS_KEY): one certificate store that every
+    /// worker's acceptor shares, and that reloads swap.
+    pub tls: Option<Arc<crate::tls::Tls>>,
+    /// ORIGIN_CA_BUNDLE: the roots an https origin is verified against,
+    /// instead of the system's.
+    pub origin_ca: Option<Arc<rustls::RootCertStore>>,
+    /// ORIGIN_SESSION_TOKEN: temporary origin credentials' token, sent as a
+    /// signed `x-amz-security-token`.
+    pub origin_session_token: Option<Secret>,
 }
 
 /// A configuration error: one line naming the variable, never its secret value.
@@ -204,6 +246,11 @@ impl Config {
         if raw.origin_connect_timeout == 0 || raw.origin_read_timeout == 0 {
             return Err(bad("ORIGIN_CONNECT_TIMEOUT/ORIGIN_READ_TIMEOUT", "must be at least 1 second"));
         }
+        let seconds = |var: &str, v: f64| {
+            Duration::try_from_secs_f64(v).map_err(|_| bad(var, "must be a number of seconds, 0 or more"))
+        };
+        let drain_grace = seconds("DRAIN_GRACE", raw.drain_grace)?;
+        let shutdown_timeout = seconds("SHUTDOWN_TIMEOUT", raw.shutdown_timeout)?;
         let addressing = Addressing::from_settings(
             &AddressingSettings {
                 virtual_host_domains: &raw.virtual_host_domains,
@@ -223,7 +270,27 @@ impl Config {
             },
         };
         let log_format = crate::access_log::LogFormat::parse(&raw.log_format)?;
+        let tls = match (raw.tls_cert.as_str(), raw.tls_key.as_str()) {
+            ("", "") => None,
+            ("", _) | (_, "") => return Err(bad("TLS_CERT/TLS_KEY", "set both (PEM files) or neither")),
+            (cert, key) => {
+                Some(Arc::new(crate::tls::Tls::load(Path::new(cert), Path::new(key)).map_err(|e| ConfigError(e.0))?))
+            }
+        };
+        let origin_ca = match raw.origin_ca_bundle.as_str() {
+            "" => None,
+            path => Some(Arc::new(crate::tls::load_ca_bundle(Path::new(path)).map_err(|e| ConfigError(e.0))?)),
+        };
+        let origin_session_token = raw.origin_session_token.filter(|t| !t.expose().is_empty());
+        if let Some(t) = &origin_session_token
+            && (HeaderValue::from_str(t.expose()).is_err() || t.expose().contains(char::is_whitespace))
+        {
+            return Err(bad("ORIGIN_SESSION_TOKEN", "must be printable ASCII without spaces"));
+        }
         Ok(Self {
+            tls,
+            origin_ca,
+            origin_session_token,
             addressing,
             metrics_port,
             log_format,
@@ -238,6 +305,9 @@ impl Config {
             healthcheck_path: raw.healthcheck_path,
             connect_timeout: Duration::from_secs(raw.origin_connect_timeout),
             read_timeout: Duration::from_secs(raw.origin_read_timeout),
+            drain_grace,
+            shutdown_timeout,
+            health_cache: Duration::from_millis(raw.health_cache_ms),
             workers: match raw.workers {
                 0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
                 n if n <= 1024 => n,
@@ -309,6 +379,21 @@ mod tests {
         assert_eq!(c.healthcheck_path, "/");
         assert!(c.workers >= 1);
         assert!(!format!("{c:?}").contains("very-secret"));
+        assert_eq!((c.drain_grace, c.shutdown_timeout), (Duration::from_secs(5), Duration::from_secs(30)));
+        assert_eq!(c.health_cache, Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn drain_settings() {
+        let c =
+            Config::from_vars(vars(&[("DRAIN_GRACE", "0.25"), ("SHUTDOWN_TIMEOUT", "0"), ("HEALTH_CACHE_MS", "0")]))
+                .unwrap();
+        assert_eq!((c.drain_grace, c.shutdown_timeout), (Duration::from_millis(250), Duration::ZERO));
+        assert_eq!(c.health_cache, Duration::ZERO);
+        for bad in ["-1", "NaN", "inf", "soon"] {
+            let e = Config::from_vars(vars(&[("DRAIN_GRACE", bad)])).unwrap_err();
+            assert!(e.0.contains("DRAIN_GRACE") || e.0.contains("drain_grace"), "{bad}: {e}");
+        }
     }
 
     #[test]
@@ -348,5 +433,31 @@ mod tests {
         assert_eq!((c.metrics_port, c.log_format), (None, crate::access_log::LogFormat::Text));
         let c = Config::from_vars(vars(&[("METRICS_PORT", "9100"), ("LOG_FORMAT", "json")])).unwrap();
         assert_eq!((c.metrics_port, c.log_format), (Some(9100), crate::access_log::LogFormat::Json));
+    }
+
+    #[test]
+    fn tls_settings() {
+        let e = Config::from_vars(vars(&[("TLS_CERT", "/nowhere/cert.pem")])).unwrap_err();
+        assert_eq!(e.0, "invalid TLS_CERT/TLS_KEY: set both (PEM files) or neither");
+        let e = Config::from_vars(vars(&[("TLS_KEY", "/nowhere/key.pem")])).unwrap_err();
+        assert_eq!(e.0, "invalid TLS_CERT/TLS_KEY: set both (PEM files) or neither");
+        let e = Config::from_vars(vars(&[("TLS_CERT", "/nowhere/c.pem"), ("TLS_KEY", "/nowhere/k.pem")])).unwrap_err();
+        assert!(e.0.starts_with("cannot read TLS_CERT /nowhere/c.pem: "), "{e}");
+        let e = Config::from_vars(vars(&[("ORIGIN_CA_BUNDLE", "/nowhere/ca.pem")])).unwrap_err();
+        assert!(e.0.starts_with("cannot read ORIGIN_CA_BUNDLE /nowhere/ca.pem: "), "{e}");
+        let c = Config::from_vars(vars(&[])).unwrap();
+        assert!(c.tls.is_none() && c.origin_ca.is_none() && c.origin_session_token.is_none());
+    }
+
+    #[test]
+    fn session_token_is_a_secret() {
+        let c = Config::from_vars(vars(&[("ORIGIN_SESSION_TOKEN", "FwoGZXIvYXdzEBYaDTOKEN-very-secret/+=")])).unwrap();
+        assert_eq!(c.origin_session_token.as_ref().unwrap().expose(), "FwoGZXIvYXdzEBYaDTOKEN-very-secret/+=");
+        assert!(!format!("{c:?}").contains("very-secret"));
+        let mut v = vars(&[]);
+        v.push(("ORIGIN_SESSION_TOKEN".into(), String::new()));
+        assert!(Config::from_vars(v).unwrap().origin_session_token.is_none(), "empty is unset");
+        let e = Config::from_vars(vars(&[("ORIGIN_SESSION_TOKEN", "two very-secret")])).unwrap_err();
+        assert_eq!(e.0, "invalid ORIGIN_SESSION_TOKEN: must be printable ASCII without spaces");
     }
 }

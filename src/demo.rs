@@ -123,7 +123,14 @@ pub async fn run_demo() -> Result<(), BoxError> {
         dir.path().display()
     );
     let state = crate::state::AppState::new(config);
-    crate::server::run(listener, state, crate::server::shutdown_signal()).await?;
+    // Ctrl-C stops the demo without a grace period.
+    let drain = crate::drain::Drain::new(std::time::Duration::ZERO, std::time::Duration::from_secs(5));
+    let trigger = drain.clone();
+    tokio::spawn(async move {
+        crate::server::shutdown_signal().await;
+        trigger.start();
+    });
+    crate::server::run(listener, state, drain).await?;
     drop(dir);
     Ok(())
 }

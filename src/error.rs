@@ -223,6 +223,12 @@ impl Error {
             h.insert("x-amz-request-id", v);
         }
         h.insert("x-amz-error-code", HeaderValue::from_static(code));
+        // An origin that is down or slow may be back in a moment (or another
+        // instance's may be up): say when a retry makes sense. Not for
+        // OriginRefused, which needs a configuration change.
+        if matches!(self, Self::OriginUnreachable(_) | Self::OriginTimeout(_)) {
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         resp
     }
 }

@@ -435,6 +435,8 @@ pub struct Forwarder {
     pool: Arc<Pool>,
     connect_timeout: Duration,
     read_timeout: Duration,
+    /// ORIGIN_CA_BUNDLE is set (for the log of a certificate failure).
+    custom_ca: bool,
     /// Counts new and reused connections.
     metrics: Option<Arc<crate::metrics::Shard>>,
 }
@@ -445,7 +447,14 @@ impl Forwarder {
         self
     }
 
-    pub fn new(origin: &crate::config::Origin, connect_timeout: Duration, read_timeout: Duration) -> Self {
+    /// `origin_ca` (ORIGIN_CA_BUNDLE) replaces the system roots for an https
+    /// origin. Verification is never off.
+    pub fn new(
+        origin: &crate::config::Origin,
+        origin_ca: Option<&rustls::RootCertStore>,
+        connect_timeout: Duration,
+        read_timeout: Duration,
+    ) -> Self {
         // An IP origin is connected to as is; a name is resolved (the origin's, always).
         let host = origin.authority().host();
         // (An IP literal never reaches the resolver, so its fallback is unused.)
@@ -455,30 +464,31 @@ impl Forwarder {
         http.set_nodelay(true);
         http.enforce_http(false);
         http.set_keepalive(Some(Duration::from_secs(60)));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .unwrap_or_else(|_| {
-                // No system roots (a bare container): https origins will fail
-                // their handshake with a clear error; http origins still work.
-                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
-                    rustls::ClientConfig::builder_with_provider(
-                        Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
-                    )
+        let with_roots = |roots: rustls::RootCertStore| {
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
+                rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
                     .with_safe_default_protocol_versions()
                     .expect("aws-lc-rs supports the default TLS versions")
-                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_root_certificates(roots)
                     .with_no_client_auth(),
-                )
-            })
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+            )
+        };
+        let builder = match origin_ca {
+            Some(roots) => with_roots(roots.clone()),
+            // No system roots (a bare container): https origins will fail
+            // their handshake with a clear error; http origins still work.
+            None => hyper_rustls::HttpsConnectorBuilder::new()
+                .with_native_roots()
+                .unwrap_or_else(|_| with_roots(rustls::RootCertStore::empty())),
+        };
+        let connector = builder.https_or_http().enable_http1().wrap_connector(http);
         Self {
             connector,
             scheme: origin.scheme().clone(),
             pool: Arc::default(),
             connect_timeout,
             read_timeout,
+            custom_ca: origin_ca.is_some(),
             metrics: None,
         }
     }
@@ -495,7 +505,12 @@ impl Forwarder {
                 .build()
                 .map_err(|_| unreachable())?;
             let io = connector.call(target).await.map_err(|e| {
-                tracing::warn!(error = %display_chain(&*e), "origin connect failed");
+                if is_certificate_error(&*e) {
+                    let roots = if self.custom_ca { "ORIGIN_CA_BUNDLE" } else { "the system roots" };
+                    tracing::warn!(error = %display_chain(&*e), roots, "origin TLS certificate not trusted (a private CA needs ORIGIN_CA_BUNDLE)");
+                } else {
+                    tracing::warn!(error = %display_chain(&*e), "origin connect failed");
+                }
                 unreachable()
             })?;
             let (conn, driver) = hyper::client::conn::http1::Builder::new()
@@ -672,6 +687,22 @@ impl Body for OriginBody {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// Did the origin's certificate fail verification? (rustls' error sits
+/// inside `io::Error`s, whose `source()` skips what they wrap.)
+fn is_certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(rustls::Error::InvalidCertificate(_)) = c.downcast_ref::<rustls::Error>() {
+            return true;
+        }
+        cur = match c.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => c.source(),
+        };
+    }
+    false
 }
 
 fn display_chain(e: &dyn std::error::Error) -> String {

@@ -37,7 +37,12 @@ where
     let local = path == "/healthz" || path == "/metrics" && state.0.config.metrics_port.is_none();
     if local && (method == Method::GET || method == Method::HEAD) && !has_auth(req.headers(), req.uri().query()) {
         let head = method == Method::HEAD;
-        let resp = if path == "/healthz" { healthz(&state, head).await } else { metrics(state.metrics(), head) };
+        let resp = if path == "/healthz" {
+            let draining = req.extensions().get::<crate::drain::Draining>().is_some();
+            healthz(&state, head, draining).await
+        } else {
+            metrics(state.metrics(), head)
+        };
         return resp.map(|b| AccessBody::unlogged(ProxyBody::from(b)));
     }
     handle(state, peer, req).await
@@ -277,37 +282,53 @@ async fn drain(headers: &HeaderMap, mut body: SharedBody, body_started: bool) {
 
 /// `GET|HEAD /healthz`: HEAD the origin's HEALTHCHECK_PATH with the origin
 /// credentials. 200 `{"status":"ok"}` when the origin is up and accepts them,
-/// 450 `{"status":"nok"}` otherwise (the code HAProxy configs expect).
-async fn healthz(state: &AppState, head: bool) -> Response {
+/// 450 `{"status":"nok"}` otherwise (the code HAProxy configs expect); 503
+/// `{"status":"draining"}` once a drain has started, without a probe. A probe
+/// answers every check for HEALTH_CACHE_MS, and concurrent checks share it.
+async fn healthz(state: &AppState, head: bool, draining: bool) -> Response {
+    if draining {
+        state.metrics().set_health(HealthState::Draining);
+        return health_response(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#.into(), head);
+    }
     let cfg = &state.0.config;
-    let started = Instant::now();
-    let probe = async {
-        let out = state.signer().sign_probe(&cfg.healthcheck_path, state.0.clock.now())?;
-        state.0.forwarder.send(out, OutBody::empty(), None).await
-    };
-    let origin_status = match tokio::time::timeout(Duration::from_secs(2), probe).await {
-        Ok(Ok(resp)) => Some(resp.status()),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "health probe failed");
-            None
-        }
-        Err(_) => {
-            tracing::warn!("health probe timed out");
-            None
-        }
-    };
-    let ok = origin_status.is_some_and(|s| {
+    let probe = state
+        .0
+        .health
+        .get(|| async {
+            let probe = async {
+                let out = state.signer().sign_probe(&cfg.healthcheck_path, state.0.clock.now())?;
+                state.0.forwarder.send(out, OutBody::empty(), None).await
+            };
+            match tokio::time::timeout(Duration::from_secs(2), probe).await {
+                Ok(Ok(resp)) => Some(resp.status()),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "health probe failed");
+                    None
+                }
+                Err(_) => {
+                    tracing::warn!("health probe timed out");
+                    None
+                }
+            }
+        })
+        .await;
+    let ok = probe.origin_status.is_some_and(|s| {
         let c = s.as_u16();
         (200..500).contains(&c) && c != 401 && c != 403 || c == 501
     });
     state.metrics().set_health(if ok { HealthState::Ok } else { HealthState::Nok });
     let body = serde_json::json!({
         "status": if ok { "ok" } else { "nok" },
-        "origin_status": origin_status.map(|s| s.as_u16()),
-        "latency_ms": started.elapsed().as_secs_f64() * 1000.0,
+        "origin_status": probe.origin_status.map(|s| s.as_u16()),
+        "latency_ms": probe.latency.as_secs_f64() * 1000.0,
+        "age_ms": probe.done.elapsed().as_millis() as u64,
     })
     .to_string();
     let status = if ok { StatusCode::OK } else { StatusCode::from_u16(450).unwrap_or(StatusCode::SERVICE_UNAVAILABLE) };
+    health_response(status, body, head)
+}
+
+fn health_response(status: StatusCode, body: String, head: bool) -> Response {
     let mut resp = Response::new(if head { Body::empty() } else { Body::from(body) });
     *resp.status_mut() = status;
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -15,7 +15,9 @@
 //!
 //! 0. [`server`] runs one hyper service (`handler::serve`: `/healthz`, else
 //!    the proxy) on one single-threaded runtime per core (the binary) or on the
-//!    caller's (tests): the same path either way.
+//!    caller's (tests): the same path either way. With TLS_CERT/TLS_KEY each
+//!    connection is wrapped in TLS first ([`tls`]: reloaded on SIGHUP and on
+//!    file changes).
 //! 1. [`intake::check`] refuses what is not an S3 method, over a limit, or
 //!    ambiguous, before any signature is looked at.
 //! 2. [`addressing::Addressing::signed_host`] finds the host the client
@@ -41,6 +43,7 @@ pub mod chunked;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod drain;
 pub mod error;
 pub mod forward;
 pub mod handler;
@@ -52,7 +55,9 @@ pub mod server;
 pub mod sigv2;
 pub mod sigv4;
 pub mod state;
+pub mod tls;
 pub mod verify;
 
+pub use drain::Drain;
 pub use server::{run, serve, shutdown_signal};
 pub use state::{AppState, Clock, SystemClock};

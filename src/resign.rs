@@ -2,8 +2,9 @@
 //! origin credentials, a fresh `x-amz-date` and AWS_REGION.
 //!
 //! Invariant: the origin's SignedHeaders are the client's signed headers that
-//! are forwarded, plus `host`, `x-amz-date` and `x-amz-content-sha256`. A
-//! header the client did not sign is never signed here.
+//! are forwarded, plus `host`, `x-amz-date` and `x-amz-content-sha256` (and
+//! `x-amz-security-token` with ORIGIN_SESSION_TOKEN; the client's own token is
+//! never forwarded). A header the client did not sign is never signed here.
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
@@ -24,6 +25,7 @@ use crate::verify::VerifiedRequest;
 
 const X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
 const X_AMZ_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-amz-content-sha256");
+const X_AMZ_SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-amz-security-token");
 
 #[derive(Debug)]
 pub struct OriginRequest {
@@ -40,6 +42,8 @@ pub struct Signer<'a> {
     pub access_key: &'a str,
     pub keys: &'a KeyCache,
     pub region: &'a str,
+    /// ORIGIN_SESSION_TOKEN as a (sensitive) header value: sent and signed.
+    pub session_token: Option<&'a HeaderValue>,
 }
 
 /// Where the origin request goes and what its canonical request says of it:
@@ -104,7 +108,7 @@ impl Signer<'_> {
         let mut client_names = Names::new("");
         client_names.extend(v.signed_headers().filter(|n| forwarded(n)));
         client_names.extend(v.hoisted().iter().map(|(n, _)| n.as_str()));
-        let names = with_ours(client_names.as_slice());
+        let names = with_ours(client_names.as_slice(), self.ours());
         // The bucket of a virtual-hosted request goes where ORIGIN_ADDRESSING puts it.
         let route = route(self.style, self.origin, v.bucket(), v.canonical_uri())?;
         let out = Unsigned {
@@ -134,16 +138,21 @@ impl Signer<'_> {
             },
             headers: HeaderMap::new(),
             pairs: &[],
-            names: &OURS,
+            names: self.ours(),
             payload: PayloadHash::Sha256(Sha256Digest::EMPTY),
             host: None,
         };
         self.finish(out, now)
     }
 
-    /// Adds host, x-amz-date, x-amz-content-sha256 and the Authorization
-    /// header; makes the origin URI and, for signed aws-chunked bodies, the
-    /// origin's chunk seed.
+    /// The headers this signer sets and signs, sorted.
+    fn ours(&self) -> &'static [&'static str] {
+        if self.session_token.is_some() { &OURS_WITH_TOKEN } else { &OURS }
+    }
+
+    /// Adds host, x-amz-date, x-amz-content-sha256, the session token and the
+    /// Authorization header; makes the origin URI and, for signed aws-chunked
+    /// bodies, the origin's chunk seed.
     fn finish(&self, out: Unsigned<'_>, now: OffsetDateTime) -> Result<OriginRequest, Error> {
         let Unsigned { method, target, mut headers, pairs, names, payload, host } = out;
         let (authority, host_value) = match host {
@@ -155,14 +164,27 @@ impl Signer<'_> {
         headers.insert(header::HOST, host_value.clone());
         headers.insert(X_AMZ_DATE, HeaderValue::from_bytes(date.as_bytes()).map_err(|_| bad_origin())?);
         headers.insert(X_AMZ_CONTENT_SHA256, payload_value(payload)?);
+        let token = match self.session_token {
+            Some(t) => {
+                headers.insert(X_AMZ_SECURITY_TOKEN, t.clone());
+                Some(t.to_str().map_err(|_| bad_origin())?)
+            }
+            None => None,
+        };
 
         let signed = signed_header_list(names);
         // The client's names were checked when its request was, and ours are fine.
         let signed = SignedHeaders::from_valid(&signed);
 
-        // `headers` now holds `pairs` and these three.
+        // `headers` now holds `pairs` and these (the token's only when set).
         let date_str = date.as_str();
-        let fixed = [("host", authority.as_str()), ("x-amz-date", date_str), ("x-amz-content-sha256", payload_text)];
+        let fixed = [
+            ("host", authority.as_str()),
+            ("x-amz-date", date_str),
+            ("x-amz-content-sha256", payload_text),
+            ("x-amz-security-token", token.unwrap_or("")),
+        ];
+        let fixed = &fixed[..if token.is_some() { 4 } else { 3 }];
         let scope = Scope { date: &date_str[..8], region: self.region, service: "s3" };
         let (mac, key) = self.keys.with_prepared(scope.date, self.region, |key| {
             with_text(|creq| {
@@ -171,7 +193,7 @@ impl Signer<'_> {
                     canonical_uri: target.canonical_uri,
                     canonical_query: |q: &mut Vec<u8>| q.push_str(target.canonical_query),
                     pairs,
-                    fixed: &fixed,
+                    fixed,
                     names,
                     signed_headers: &signed,
                     payload_hash: payload_text,
@@ -257,6 +279,8 @@ type Names<'a> = SmallVec<&'a str, 16>;
 
 /// The headers the proxy sets and signs, sorted.
 const OURS: [&str; 3] = ["host", "x-amz-content-sha256", "x-amz-date"];
+/// [`OURS`] with ORIGIN_SESSION_TOKEN, sorted.
+const OURS_WITH_TOKEN: [&str; 4] = ["host", "x-amz-content-sha256", "x-amz-date", "x-amz-security-token"];
 
 /// `str::cmp`, deciding on the first byte without a call when it can.
 #[inline]
@@ -267,16 +291,16 @@ fn name_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
-/// `client` and [`OURS`], sorted, without repeats. The client's names are
-/// usually sorted already (SigV4 asks for it), and are then merged.
+/// `client` and `ours` (sorted), sorted, without repeats. The client's names
+/// are usually sorted already (SigV4 asks for it), and are then merged.
 #[inline(always)]
-fn with_ours<'a>(client: &[&'a str]) -> Names<'a> {
+fn with_ours<'a>(client: &[&'a str], ours: &[&'a str]) -> Names<'a> {
     use std::cmp::Ordering::{Equal, Greater, Less};
     let mut out = Names::new("");
     if client.windows(2).all(|w| name_cmp(w[0], w[1]) == Less) {
         let (mut i, mut j) = (0, 0);
         loop {
-            let next = match (client.get(i), OURS.get(j)) {
+            let next = match (client.get(i), ours.get(j)) {
                 (Some(&a), Some(&b)) => match name_cmp(a, b) {
                     Less => (a, 1, 0),
                     Greater => (b, 0, 1),
@@ -292,7 +316,7 @@ fn with_ours<'a>(client: &[&'a str]) -> Names<'a> {
         }
     } else {
         out.extend(client.iter().copied());
-        out.extend(OURS);
+        out.extend(ours.iter().copied());
         out.as_mut_slice().sort_unstable_by(|a, b| name_cmp(a, b));
         out.dedup();
     }
@@ -366,11 +390,13 @@ mod tests {
             &["", "host"],
             &["x-amz-date", "x-amz-content-sha256"],
         ];
-        for client in cases {
-            let mut want: Vec<&str> = client.iter().copied().chain(OURS).collect();
-            want.sort_unstable();
-            want.dedup();
-            assert_eq!(with_ours(client).as_slice(), want, "{client:?}");
+        for ours in [&OURS[..], &OURS_WITH_TOKEN[..]] {
+            for client in cases {
+                let mut want: Vec<&str> = client.iter().copied().chain(ours.iter().copied()).collect();
+                want.sort_unstable();
+                want.dedup();
+                assert_eq!(with_ours(client, ours).as_slice(), want, "{client:?}");
+            }
         }
     }
 
@@ -397,8 +423,14 @@ mod tests {
         let v = verify(&m, &uri, &h, &ctx).expect("verifies");
         let origin = Origin::new(http::uri::Scheme::HTTP, "origin.internal:9000".parse().unwrap()).unwrap();
         let okeys = KeyCache::new(b"osk");
-        let signer =
-            Signer { origin: &origin, style: Default::default(), access_key: "OAK", keys: &okeys, region: "us-east-1" };
+        let signer = Signer {
+            origin: &origin,
+            style: Default::default(),
+            access_key: "OAK",
+            keys: &okeys,
+            region: "us-east-1",
+            session_token: None,
+        };
         let later = now + time::Duration::seconds(3);
         let out = signer.resign(&v, &m, &h, later).unwrap();
 
@@ -434,5 +466,51 @@ mod tests {
         let sts = StringToSign::new(&date, "20250102/us-east-1/s3/aws4_request", &creq);
         let sig = authz.rsplit("Signature=").next().unwrap();
         assert!(okeys.get("20250102", "us-east-1").verify_hex(sts.as_str().as_bytes(), sig));
+    }
+
+    #[test]
+    fn session_token_is_sent_and_signed() {
+        let signed = "host;x-amz-content-sha256;x-amz-date;x-amz-security-token";
+        // The client's own token is dropped: the origin gets the proxy's.
+        let (m, uri, h, now) = client_request(&[("x-amz-security-token", "client-token")], signed);
+        let keys = KeyCache::new(b"csk");
+        let ctx =
+            VerifyContext { access_key: "CAK", secret: b"csk", keys: &keys, now, max_skew: Duration::from_secs(900) };
+        let v = verify(&m, &uri, &h, &ctx).expect("verifies");
+        let origin = Origin::new(http::uri::Scheme::HTTP, "origin.internal:9000".parse().unwrap()).unwrap();
+        let okeys = KeyCache::new(b"osk");
+        let mut token = HeaderValue::from_static("FQoGZXIvYXdzEXAMPLE/token+=");
+        token.set_sensitive(true);
+        let signer = Signer {
+            origin: &origin,
+            style: Default::default(),
+            access_key: "OAK",
+            keys: &okeys,
+            region: "us-east-1",
+            session_token: Some(&token),
+        };
+        for out in [signer.resign(&v, &m, &h, now).unwrap(), signer.sign_probe("/", now).unwrap()] {
+            let o = &out.headers;
+            assert_eq!(o.get_all("x-amz-security-token").iter().collect::<Vec<_>>(), [&token]);
+            let authz = o["authorization"].to_str().unwrap();
+            assert!(authz.contains(&format!("SignedHeaders={signed},")), "{authz}");
+            assert!(!format!("{out:?}").contains("EXAMPLE/token"), "the token is not in a Debug print");
+            let sh = SignedHeaders::parse(signed).unwrap();
+            let (path, query) = (out.uri.path().to_owned(), out.uri.query().unwrap_or("").to_owned());
+            let q = Query::parse(&query);
+            let creq = CanonicalRequest::new(
+                out.method.as_str(),
+                &path,
+                &q.canonical(|_| false),
+                o,
+                None,
+                &sh,
+                o["x-amz-content-sha256"].to_str().unwrap(),
+            );
+            let date = AmzDate::from_datetime(now);
+            let sts = StringToSign::new(&date, &format!("{}/us-east-1/s3/aws4_request", date.date()), &creq);
+            let sig = authz.rsplit("Signature=").next().unwrap();
+            assert!(okeys.get(date.date(), "us-east-1").verify_hex(sts.as_str().as_bytes(), sig), "{}", out.method);
+        }
     }
 }

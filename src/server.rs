@@ -10,6 +10,9 @@
 //! open connections.
 //!
 //! [`run`] serves on the caller's runtime instead (tests, embedding).
+//!
+//! Both stop through a [`Drain`]: the binary starts it on SIGTERM/SIGINT
+//! ([`Drain::on_signals`]), a test calls [`Drain::start`].
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -26,6 +29,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use crate::drain::{Drain, Draining};
 use crate::state::AppState;
 
 /// The read buffer: bounds the request head and how much of an upload body
@@ -51,45 +55,120 @@ impl Drop for Load {
     }
 }
 
-/// Serves one connection on the current runtime, watched by `graceful`.
+/// Serves one connection on the current runtime, watched by `graceful`:
+/// HTTP/1.1, inside TLS when TLS_CERT/TLS_KEY are set.
 fn spawn_connection(
     tcp: TcpStream,
     peer: SocketAddr,
     state: &AppState,
     graceful: &GracefulShutdown,
-    load: Option<Load>,
+    drain: &Drain,
+    load: Load,
 ) {
     let _ = tcp.set_nodelay(true);
+    let tls = state.0.config.tls.as_ref().map(|t| t.acceptor());
     let state = state.clone();
     // The peer's address, for TRUSTED_PROXIES (an IPv4 peer on a dual-stack socket as IPv4).
     let peer = Some(peer.ip().to_canonical());
-    let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+    let svc_drain = drain.clone();
+    let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         let state = state.clone();
-        async move { Ok::<_, Infallible>(crate::handler::serve(state, peer, req).await) }
+        let draining = svc_drain.is_draining();
+        if draining {
+            req.extensions_mut().insert(Draining);
+        }
+        async move {
+            let mut resp = crate::handler::serve(state, peer, req).await;
+            if draining {
+                // Draining: the client's next request opens a new connection
+                // (to another instance, behind a load balancer).
+                resp.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+            }
+            Ok::<_, Infallible>(resp)
+        }
     });
     let watcher = graceful.watcher();
+    let drain = drain.clone();
     tokio::spawn(async move {
         let _load = load;
+        let mut tcp = tcp;
+        if let Some(acceptor) = tls {
+            // ALPN offers http/1.1 only, so an h2-only client fails here
+            // (no preface check: the bytes are encrypted). The handshake is
+            // bounded like a request head.
+            let handshake = tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(tcp));
+            let stream = tokio::select! {
+                r = handshake => match r {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!("TLS handshake timed out");
+                        return;
+                    }
+                },
+                // No request yet when the listener closes: nothing to finish.
+                () = drain.closing() => return,
+            };
+            return serve_http1(stream, svc, watcher, &drain).await;
+        }
         // This proxy speaks HTTP/1.1 only: an HTTP/2 prior-knowledge client
         // gets an HTTP/1.1 answer that says so, not a silent close.
-        let mut tcp = tcp;
-        if let Ok(Ok(true)) = tokio::time::timeout(HEADER_READ_TIMEOUT, starts_with_h2_preface(&tcp)).await {
-            refuse_h2(&mut tcp).await;
-            return;
+        let first_bytes = tokio::time::timeout(HEADER_READ_TIMEOUT, starts_with_h2_preface(&tcp));
+        tokio::select! {
+            r = first_bytes => if let Ok(Ok(true)) = r {
+                refuse_h2(&mut tcp).await;
+                return;
+            },
+            // Nothing sent yet when the listener closes: nothing to finish.
+            () = drain.closing() => return,
         }
-        let conn = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .max_buf_size(MAX_BUF)
-            .max_headers(HYPER_MAX_HEADERS)
-            // A client that pipelines requests and then shuts down its
-            // sending side still gets every response.
-            .half_close(true)
-            .serve_connection(TokioIo::new(tcp), svc);
-        if let Err(e) = watcher.watch(conn).await {
-            tracing::debug!(error = %e, "client connection ended with an error");
-        }
+        serve_http1(tcp, svc, watcher, &drain).await;
     });
+}
+
+/// hyper's HTTP/1.1 server on one connection, plain or TLS, until it ends
+/// or the drain cuts it.
+async fn serve_http1<I, S>(io: I, svc: S, watcher: hyper_util::server::graceful::Watcher, drain: &Drain)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming> + Send,
+    S::Future: Send,
+    S::ResBody: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    <S::ResBody as hyper::body::Body>::Data: Send,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_BUF)
+        .max_headers(HYPER_MAX_HEADERS)
+        // A client that pipelines requests and then shuts down its
+        // sending side still gets every response.
+        .half_close(true)
+        .serve_connection(TokioIo::new(io), svc);
+    tokio::select! {
+        r = watcher.watch(conn) => if let Err(e) = r {
+            tracing::debug!(error = %e, "client connection ended with an error");
+        },
+        () = drain.cut() => tracing::debug!("connection cut at SHUTDOWN_TIMEOUT"),
+    }
+}
+
+/// The listener is closed: idle connections close, in-flight requests finish
+/// until `deadline`; then the connections left are cut.
+async fn finish_connections(
+    graceful: GracefulShutdown,
+    drain: &Drain,
+    deadline: std::time::Instant,
+    open: &AtomicUsize,
+) {
+    if tokio::time::timeout_at(deadline.into(), graceful.shutdown()).await.is_err() {
+        drain.cut_now(open.load(Ordering::Relaxed));
+    }
 }
 
 /// Peeks (without consuming) at the first bytes: do they start the HTTP/2
@@ -122,7 +201,8 @@ async fn refuse_h2(tcp: &mut TcpStream) {
     let _ = tcp.shutdown().await;
 }
 
-/// Accepts until `shutdown`, passing each connection to `dispatch`. Accept
+/// Accepts until `shutdown` (for the proxy: `Drain::accept_until`, the end
+/// of the drain's grace), passing each connection to `dispatch`. Accept
 /// errors (EMFILE and the like) are logged and retried after a pause.
 async fn accept_loop(
     listener: &TcpListener,
@@ -157,27 +237,35 @@ async fn timer_floor() {
     }
 }
 
-/// Serves the proxy on `listener`, on the caller's runtime, until `shutdown`
-/// resolves; then lets in-flight requests finish. The binary uses [`serve`]
-/// (one single-threaded runtime per core) instead; both run `handler::serve`.
-pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+/// Serves the proxy on `listener`, on the caller's runtime, until `drain`
+/// has been started and its grace is over; then lets in-flight requests
+/// finish (up to its timeout) and returns. The binary uses [`serve`] (one
+/// single-threaded runtime per core) instead; both run `handler::serve`.
+pub async fn run(listener: TcpListener, state: AppState, drain: Drain) -> io::Result<()> {
     let ticker = tokio::spawn(timer_floor());
     let graceful = GracefulShutdown::new();
-    accept_loop(&listener, shutdown, |tcp, peer| spawn_connection(tcp, peer, &state, &graceful, None)).await;
+    let open = Arc::new(AtomicUsize::new(0));
+    accept_loop(&listener, drain.accept_until(), |tcp, peer| {
+        open.fetch_add(1, Ordering::Relaxed);
+        spawn_connection(tcp, peer, &state, &graceful, &drain, Load(open.clone()));
+    })
+    .await;
     drop(listener);
-    graceful.shutdown().await;
+    let deadline = drain.close(open.load(Ordering::Relaxed));
+    finish_connections(graceful, &drain, deadline, &open).await;
     ticker.abort();
+    drain.finish();
     Ok(())
 }
 
 /// Serves with `workers` threads, each with its own runtime and `make_state()`,
-/// until `shutdown` resolves; then stops accepting, lets in-flight requests
-/// finish, and returns.
+/// until `drain` has been started and its grace is over; then stops
+/// accepting, lets in-flight requests finish (up to its timeout), and returns.
 pub fn serve(
     listener: std::net::TcpListener,
     workers: usize,
     make_state: impl Fn() -> AppState + Send + Sync + 'static,
-    shutdown: impl Future<Output = ()>,
+    drain: Drain,
 ) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let make_state = Arc::new(make_state);
@@ -187,7 +275,7 @@ pub fn serve(
         let (tx, mut rx) = mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr)>();
         let load = Arc::new(AtomicUsize::new(0));
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let (make_state, worker_load) = (make_state.clone(), load.clone());
+        let (make_state, worker_load, drain) = (make_state.clone(), load.clone(), drain.clone());
         let thread = std::thread::Builder::new().name(format!("s3rp-worker-{i}")).spawn(move || {
             rt.block_on(async move {
                 tokio::spawn(timer_floor());
@@ -196,11 +284,13 @@ pub fn serve(
                 while let Some((std_tcp, peer)) = rx.recv().await {
                     let load = Load(worker_load.clone());
                     match TcpStream::from_std(std_tcp) {
-                        Ok(tcp) => spawn_connection(tcp, peer, &state, &graceful, Some(load)),
+                        Ok(tcp) => spawn_connection(tcp, peer, &state, &graceful, &drain, load),
                         Err(e) => tracing::warn!(error = %e, "cannot register a connection"),
                     }
                 }
-                graceful.shutdown().await;
+                // The channel closes after the listener did (`drain.close`).
+                let deadline = drain.deadline();
+                finish_connections(graceful, &drain, deadline, &worker_load).await;
             });
         })?;
         queues.push((tx, load));
@@ -209,7 +299,7 @@ pub fn serve(
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let listener = TcpListener::from_std(listener)?;
-        accept_loop(&listener, shutdown, |tcp, peer| {
+        accept_loop(&listener, drain.accept_until(), |tcp, peer| {
             let Some((tx, load)) = queues.iter().min_by_key(|(_, l)| l.load(Ordering::Relaxed)) else { return };
             load.fetch_add(1, Ordering::Relaxed);
             match tcp.into_std() {
@@ -227,10 +317,13 @@ pub fn serve(
         .await;
         io::Result::Ok(())
     })?;
+    // The listener is closed (dropped with the block above).
+    drain.close(queues.iter().map(|(_, l)| l.load(Ordering::Relaxed)).sum());
     drop(queues);
     for t in threads {
         let _ = t.join();
     }
+    drain.finish();
     Ok(())
 }
 

@@ -177,6 +177,7 @@ async fn origin_auth_errors_are_replaced() {
     let hs = sign_headers("GET", &host, "/bkt/k", &[], "UNSIGNED-PAYLOAD", (CAK, CSK), SystemTime::now());
     let r = raw_exchange(h.proxy_addr, &head("GET", "/bkt/k", &host, &hs), b"").await;
     assert_eq!((r.status, code(&r).as_str()), (502, "BadGateway"), "{}", r.body_str());
+    assert_eq!(r.header("retry-after"), None, "a credentials problem is not worth a retry");
     let b = r.body_str();
     for leak in [OAK, "StringToSign", "CanonicalRequest", "SignatureDoesNotMatch"] {
         assert!(!b.contains(leak), "{leak} leaked: {b}");

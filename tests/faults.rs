@@ -253,6 +253,7 @@ async fn a_silent_origin_gets_a_504_after_the_read_timeout_and_its_connection_is
     let took = started.elapsed();
     assert_eq!(r.status, 504, "{}", r.body_str());
     assert!(r.body_str().contains("<Code>GatewayTimeout</Code>"), "{}", r.body_str());
+    assert_eq!(r.header("retry-after").as_deref(), Some("1"), "retryable: {}", r.head);
     assert_eq!(r.header("content-type").as_deref(), Some("application/xml"));
     assert!(took >= Duration::from_millis(450) && took < Duration::from_secs(5), "{took:?}");
     assert_eq!(Relay::count(&relay.stalled), 1);

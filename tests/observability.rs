@@ -391,8 +391,9 @@ async fn a_known_mix_is_counted_exactly_by_metrics_and_logged_once_each_as_json(
 
 /// With METRICS_PORT, `/metrics` is served on its own listener only: on the
 /// main one, an unsigned `GET /metrics` is an (anonymous, refused) S3
-/// request, counted as such. Without it, a signed request for the bucket
-/// `metrics` is an S3 request too.
+/// request, counted as such, and the metrics listener reports a drain.
+/// Without METRICS_PORT, a signed request for the bucket `metrics` is an S3
+/// request too.
 #[tokio::test]
 async fn metrics_port_moves_metrics_off_the_main_listener() {
     let h = Harness::start().await;
@@ -400,7 +401,8 @@ async fn metrics_port_moves_metrics_off_the_main_listener() {
     set_var(&mut vars, "METRICS_PORT", "9");
     let state = AppState::new(Config::from_vars(vars).unwrap());
     let metrics = state.metrics().clone();
-    let (main, _stop) = serve_state(state).await;
+    let drain = s3_resign_proxy::Drain::new(Duration::from_secs(10), Duration::from_secs(10));
+    let (main, _server) = serve_state_drained(state, drain.clone()).await;
     let ml = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let maddr = ml.local_addr().unwrap();
     tokio::spawn(server::run_metrics(ml, metrics, std::future::pending()));
@@ -417,6 +419,13 @@ async fn metrics_port_moves_metrics_off_the_main_listener() {
         "\n{text}"
     );
     assert_eq!(series(&all, "s3rp_refusals_total"), expect(&[("s3rp_refusals_total{code=\"AccessDenied\"}", 1.0)]));
+    assert_eq!(all["s3rp_health_state{state=\"unknown\"}"], 1.0, "no /healthz yet");
+    // A drain: /healthz says so, and so does the health state.
+    drain.start();
+    assert_eq!(reqwest::get(format!("http://{main}/healthz")).await.unwrap().status(), 503);
+    let all = samples(&reqwest::get(format!("http://{maddr}/metrics")).await.unwrap().text().await.unwrap());
+    assert_eq!(all["s3rp_health_state{state=\"draining\"}"], 1.0);
+    assert_eq!(all["s3rp_health_state{state=\"unknown\"}"], 0.0);
 
     // Without METRICS_PORT: a signed GET /metrics is ListObjects on the
     // bucket `metrics`, which the origin does not have.

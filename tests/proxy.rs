@@ -337,7 +337,8 @@ async fn client_disconnect_mid_upload_stores_nothing() {
 
 #[tokio::test]
 async fn healthz_ok_then_450_when_origin_stops_and_works_for_http10() {
-    let mut h = Harness::start().await;
+    // Every check probes (tests/drain.rs tests the cache).
+    let mut h = Harness::start_with(|v| set_var(v, "HEALTH_CACHE_MS", "0"), None).await;
     let r = reqwest::get(format!("{}/healthz", h.endpoint())).await.unwrap();
     assert_eq!(r.status(), 200);
     let j: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();

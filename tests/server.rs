@@ -71,11 +71,10 @@ fn multi_worker_server_proxies_and_shuts_down_gracefully() {
     let config = Config::from_vars(base_vars(origin.origin_addr)).unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stop = s3_resign_proxy::Drain::new(Duration::ZERO, Duration::from_secs(30));
+    let drain = stop.clone();
     let server = std::thread::spawn(move || {
-        s3_resign_proxy::server::serve(listener, 2, move || AppState::new(config.clone()), async {
-            let _ = stopped.await;
-        })
+        s3_resign_proxy::server::serve(listener, 2, move || AppState::new(config.clone()), drain)
     });
     rt.block_on(async {
         let c = s3_client(&format!("http://{addr}"), CAK, CSK);
@@ -99,7 +98,7 @@ fn multi_worker_server_proxies_and_shuts_down_gracefully() {
         let bad = s3_client(&format!("http://{addr}"), CAK, "wrong");
         assert!(bad.get_object().bucket("workers").key("k0").send().await.is_err());
     });
-    stop.send(()).unwrap();
+    stop.start();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || tx.send(server.join()));
     let joined = rx.recv_timeout(Duration::from_secs(20)).expect("server stops after shutdown");

@@ -172,19 +172,32 @@ pub async fn start_proxy(
 }
 
 /// Serves `state` on 127.0.0.1:0 with `run` (the binary's router), on the
-/// current runtime, until the returned sender is dropped or sent to.
+/// current runtime, until the returned sender is dropped or sent to (a drain
+/// without grace: the listener closes at once, in-flight requests finish).
 pub async fn serve_state(state: AppState) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let drain = s3_resign_proxy::Drain::new(Duration::ZERO, Duration::from_secs(30));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let trigger = drain.clone();
+    tokio::spawn(async move {
+        let _ = rx.await;
+        trigger.start();
+    });
+    let (addr, _server) = serve_state_drained(state, drain).await;
+    (addr, tx)
+}
+
+/// Serves `state` on 127.0.0.1:0 with `run` until `drain` has run its course;
+/// the task ends when `run` returns.
+pub async fn serve_state_drained(
+    state: AppState,
+    drain: s3_resign_proxy::Drain,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        s3_resign_proxy::run(listener, state, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
+    let server = tokio::spawn(async move {
+        s3_resign_proxy::run(listener, state, drain).await.unwrap();
     });
-    (addr, tx)
+    (addr, server)
 }
 
 pub fn s3_client(endpoint: &str, ak: &str, sk: &str) -> aws_sdk_s3::Client {

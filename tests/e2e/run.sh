@@ -2,7 +2,7 @@
 # End-to-end tests of s3-resign-proxy with real S3 clients against an s3s-fs origin.
 #
 #   tests/e2e/run.sh                 all groups
-#   tests/e2e/run.sh smoke js        only these groups (smoke awscli boto3 s3cmd rclone js minio-go hostile vanity cdn tls)
+#   tests/e2e/run.sh smoke js        only these groups (smoke awscli boto3 s3cmd rclone js minio-go hostile vanity cdn pool tls)
 #   E2E_DIRECT=1 tests/e2e/run.sh    clients talk straight to s3s-fs with the origin credentials (no proxy)
 #
 # Other knobs: E2E_CACHE (default ~/.cache/s3rp-e2e), E2E_KEEP=1 (keep the scratch dir),
@@ -20,7 +20,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 CACHE=${E2E_CACHE:-$HOME/.cache/s3rp-e2e}
 DIRECT=${E2E_DIRECT:-0}
-ALL_GROUPS=(smoke awscli boto3 s3cmd rclone js minio-go hostile vanity cdn tls) # tls last: it stops and restarts the origin
+ALL_GROUPS=(smoke awscli boto3 s3cmd rclone js minio-go hostile vanity cdn pool tls) # tls last: it stops and restarts the origin
 GROUP_TIMEOUT=${E2E_GROUP_TIMEOUT:-300}
 export DEBIAN_FRONTEND=noninteractive
 
@@ -130,7 +130,7 @@ install_s3cmd() { command -v s3cmd >/dev/null || apt_install s3cmd; }
 
 install_rclone() { command -v rclone >/dev/null || apt_install rclone; }
 
-install_haproxy() { # HAProxy (TLS terminator for the tls group) and openssl (its self-signed certificate)
+install_haproxy() { # HAProxy (TLS terminator for the tls group, load balancer for cdn and pool) and openssl (the tls certificate)
   local pkgs=()
   command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || pkgs+=(haproxy)
   command -v openssl >/dev/null || pkgs+=(openssl)
@@ -210,7 +210,7 @@ INSTALL_T0=$(now)
 try_install python install_python
 try_install s3s-fs install_s3sfs
 if want awscli || want boto3 || want tls || want vanity; then try_install curl install_curl; fi
-if want tls || want cdn; then try_install haproxy install_haproxy; fi
+if want tls || want cdn || want pool; then try_install haproxy install_haproxy; fi
 install_nginx() { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx; }
 if want cdn; then try_install nginx install_nginx; fi
 if want s3cmd || want vanity; then try_install s3cmd install_s3cmd; fi
@@ -230,6 +230,7 @@ needs_for() {
     tls) echo python curl haproxy ;;
     vanity) echo python curl node s3cmd ;;
     cdn) echo python nginx haproxy ;;
+    pool) echo python haproxy ;;
   esac
 }
 
@@ -496,6 +497,7 @@ group_exec() {
     hostile) exec python3 "$HERE/hostile_test.py" ;;
     vanity) exec python3 "$HERE/vanity_test.py" ;;
     cdn) exec python3 "$HERE/cdn_test.py" ;;
+    pool) exec python3 "$HERE/pool_test.py" ;;
   esac
 }
 export -f group_exec
