@@ -20,15 +20,21 @@ use s3_resign_proxy::{AppState, server};
 use serde_json::Value;
 
 const PROXY_THREAD: &str = "observed-proxy";
+/// The proxy of the abandoned-requests test, logged apart.
+const ABANDON_THREAD: &str = "abandoned-proxy";
 const WRONG_SECRET: &str = "not-the-client-secret-EXAMPLE";
 const UNKNOWN_KEY: &str = "AKIDUNKNOWNEXAMPLE";
 
+/// What the proxies' threads logged, by thread name.
 #[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
+struct Capture(Arc<Mutex<HashMap<String, Vec<u8>>>>);
 
-impl std::io::Write for Capture {
+/// Appends to the buffer of the thread that made it (the one logging).
+struct ThreadWriter(Capture, String);
+
+impl std::io::Write for ThreadWriter {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
+        (self.0).0.lock().unwrap().entry(self.1.clone()).or_default().extend_from_slice(b);
         Ok(b.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -37,36 +43,55 @@ impl std::io::Write for Capture {
 }
 
 impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    fn text(&self, thread: &str) -> String {
+        String::from_utf8_lossy(self.0.lock().unwrap().get(thread).map_or(&[][..], |v| v)).into_owned()
     }
 }
 
-/// Every event of the proxy's thread, at TRACE, through the binary's JSON layer.
-fn install_capture() -> Capture {
+/// Every event of the proxies' threads, at TRACE, through the binary's JSON
+/// layer; installed once for the tests of this binary.
+fn capture() -> Capture {
     use tracing_subscriber::prelude::*;
-    let cap = Capture::default();
-    let writer = cap.clone();
-    // Dynamic: decided per event, not cached per callsite by whichever
-    // thread (the other test's) reaches it first.
-    let on_proxy_thread =
-        tracing_subscriber::filter::dynamic_filter_fn(|_, _| std::thread::current().name() == Some(PROXY_THREAD));
-    tracing_subscriber::registry()
-        .with(access_log::layer(LogFormat::Json, false, move || writer.clone()).with_filter(on_proxy_thread))
-        .try_init()
-        .expect("the only subscriber in this test binary");
-    cap
+    static CAPTURE: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
+    CAPTURE
+        .get_or_init(|| {
+            let cap = Capture::default();
+            let writer = cap.clone();
+            // Dynamic: decided per event, not cached per callsite by whichever
+            // thread reaches it first.
+            let on_proxy_threads = tracing_subscriber::filter::dynamic_filter_fn(|_, _| {
+                matches!(std::thread::current().name(), Some(PROXY_THREAD | ABANDON_THREAD))
+            });
+            let make =
+                move || ThreadWriter(writer.clone(), std::thread::current().name().unwrap_or_default().to_string());
+            tracing_subscriber::registry()
+                .with(access_log::layer(LogFormat::Json, false, make).with_filter(on_proxy_threads))
+                .try_init()
+                .expect("the only subscriber in this test binary");
+            cap
+        })
+        .clone()
+}
+
+/// The access lines in `log`, each parsed (every line of `log` must be JSON).
+fn access_lines(log: &str) -> Vec<Value> {
+    log.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .filter(|v| v["target"] == "s3_resign_proxy::access_log")
+        .collect()
 }
 
 /// The proxy toward `origin` on its own thread and runtime, until `stop` is sent.
-fn proxy_thread(origin: SocketAddr) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, std::thread::JoinHandle<()>) {
+fn proxy_thread(
+    name: &str,
+    origin: SocketAddr,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, std::thread::JoinHandle<()>) {
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
-        .name(PROXY_THREAD.into())
+        .name(name.into())
         .spawn(move || {
-            let rt =
-                tokio::runtime::Builder::new_current_thread().enable_all().thread_name(PROXY_THREAD).build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async move {
                 let (addr, _stop) = start_proxy_to(origin, |_| {}).await;
                 addr_tx.send(addr).unwrap();
@@ -168,9 +193,9 @@ fn expect(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
 
 #[tokio::test]
 async fn a_known_mix_is_counted_exactly_by_metrics_and_logged_once_each_as_json() {
-    let cap = install_capture();
+    let cap = capture();
     let h = Harness::start().await;
-    let (addr, stop, thread) = proxy_thread(h.origin_addr);
+    let (addr, stop, thread) = proxy_thread(PROXY_THREAD, h.origin_addr);
     let mut c = Client { http: reqwest::Client::new(), addr, sent: Vec::new(), signatures: Vec::new() };
     let keys = (CAK, CSK);
     const UP: usize = (3 << 20) + 17;
@@ -309,18 +334,14 @@ async fn a_known_mix_is_counted_exactly_by_metrics_and_logged_once_each_as_json(
     assert_eq!(all["s3rp_health_state{state=\"unknown\"}"], 0.0);
 
     // The access log: exactly one JSON line per request, found by its request id.
-    let log = cap.text();
+    let log = cap.text(PROXY_THREAD);
+    let access = access_lines(&log);
+    assert_eq!(access.len(), sent.len(), "one line per request:\n{log}");
     let mut lines: HashMap<String, Value> = HashMap::new();
-    let mut access = 0;
-    for line in log.lines() {
-        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-        if v["target"] == "s3_resign_proxy::access_log" {
-            access += 1;
-            let rid = v["request_id"].as_str().unwrap().to_string();
-            assert!(lines.insert(rid, v).is_none(), "two lines for one request id");
-        }
+    for v in access {
+        let rid = v["request_id"].as_str().unwrap().to_string();
+        assert!(lines.insert(rid, v).is_none(), "two lines for one request id");
     }
-    assert_eq!(access, sent.len(), "one line per request:\n{log}");
     for s in &sent {
         let v = &lines.get(&s.request_id).unwrap_or_else(|| panic!("no line for {s:?}"));
         let ctx = format!("{s:?}: {v}");
@@ -453,4 +474,87 @@ async fn metrics_port_moves_metrics_off_the_main_listener() {
         expect(&[("s3rp_requests_total{method=\"GET\",op=\"list\",status=\"4xx\"}", 1.0)])
     );
     assert!(series(&all, "s3rp_refusals_total").is_empty(), "the origin's 404 is not a refusal");
+}
+
+/// A download the client abandons midway is logged and counted with the
+/// status it had, `complete: false` and the bytes actually handed on; a
+/// request still waiting for the origin when a drain cuts it is 499.
+#[tokio::test]
+async fn abandoned_and_cut_requests_are_logged_incomplete_or_as_499() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cap = capture();
+    let h = Harness::start().await;
+    const SIZE: usize = 32 << 20;
+    let origin = h.origin();
+    origin.create_bucket().bucket("abandoned").send().await.unwrap();
+    let body = aws_sdk_s3::primitives::ByteStream::from(vec![5u8; SIZE]);
+    origin.put_object().bucket("abandoned").key("big.bin").body(body).send().await.unwrap();
+    // The origin's answer to `stall.bin` is held back.
+    let relay = Relay::start(h.origin_addr, Some(("stall.bin", Fault::Stall))).await;
+    // The proxy on its own thread, with a drain that cuts what is left after 300 ms.
+    let drain = s3_resign_proxy::Drain::new(Duration::ZERO, Duration::from_millis(300));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (d, to) = (drain.clone(), relay.addr);
+    let thread = std::thread::Builder::new()
+        .name(ABANDON_THREAD.into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let state = AppState::new(Config::from_vars(base_vars(to)).unwrap());
+                let metrics = state.metrics().clone();
+                let (addr, server) = serve_state_drained(state, d).await;
+                tx.send((addr, metrics)).unwrap();
+                let _ = server.await;
+            });
+        })
+        .unwrap();
+    let (addr, metrics) = rx.recv().unwrap();
+
+    // Read the head and a little of 32 MiB, then close with the rest unread (a reset).
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(signed_head(addr, "GET", "/abandoned/big.bin", &[], &sha256_hex(b""), None).as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 64 << 10];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    drop(s);
+
+    // A request waiting on the origin when the drain runs out.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = signed_head(addr, "GET", "/abandoned/stall.bin", &[], &sha256_hex(b""), None);
+    s.write_all(head.as_bytes()).await.unwrap();
+    assert!(eventually(Duration::from_secs(10), || Relay::count(&relay.stalled) == 1).await, "the origin answered");
+    drain.start();
+    let mut lines = Vec::new();
+    for _ in 0..250 {
+        lines = access_lines(&cap.text(ABANDON_THREAD));
+        if lines.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    relay.release();
+    thread.join().unwrap();
+    drop(s);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let big = lines.iter().find(|v| v["key"] == "big.bin").unwrap();
+    assert_eq!((big["status"].as_u64(), big["complete"].as_bool()), (Some(200), Some(false)), "{big}");
+    let out = big["bytes_out"].as_u64().unwrap();
+    assert!(out > 0 && out < SIZE as u64, "{big}");
+    let cut = lines.iter().find(|v| v["key"] == "stall.bin").unwrap();
+    assert_eq!((cut["status"].as_u64(), cut["complete"].as_bool()), (Some(499), Some(false)), "{cut}");
+    assert_eq!(cut["key_id"], CAK, "verified before the origin was asked: {cut}");
+    assert!(cut.get("origin_status").is_none(), "{cut}");
+
+    let text = metrics.encode();
+    let all = samples(&text);
+    assert_eq!(
+        series(&all, "s3rp_requests_total"),
+        expect(&[
+            ("s3rp_requests_total{method=\"GET\",op=\"get_object\",status=\"2xx\"}", 1.0),
+            ("s3rp_requests_total{method=\"GET\",op=\"get_object\",status=\"4xx\"}", 1.0),
+        ]),
+        "\n{text}"
+    );
+    assert_eq!(all["s3rp_response_body_bytes_total"], out as f64);
+    assert_eq!(all["s3rp_requests_in_flight"], 0.0);
 }
