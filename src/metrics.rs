@@ -359,7 +359,7 @@ impl Collector for Shards {
 
         let mut e = encoder.encode_descriptor(
             "requests",
-            "S3 requests answered, by method, operation class and status class (status 499: the client left before the response head); /healthz and /metrics are not counted.",
+            "S3 requests answered, by method, operation class and status class (status 499: the connection ended before a response head); /healthz and /metrics are not counted.",
             None,
             MetricType::Counter,
         )?;
