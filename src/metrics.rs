@@ -9,9 +9,9 @@
 //! lock and no allocation. Every label set is fixed: the labelled series live
 //! in arrays indexed by small enums ([`Op`], the method, the status class, the
 //! refusal code), and only the non-zero ones are encoded. (The crate's
-//! `Family` takes a lock per lookup and its `Histogram` one per observation,
-//! and shared atomics cost a cache-line transfer between cores per update:
-//! the load benchmark showed ~1 µs of CPU per request with two workers.)
+//! `Family` takes a lock per lookup and its `Histogram` one per observation;
+//! atomics shared by all workers would move a cache line between cores on
+//! every update.)
 
 use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
