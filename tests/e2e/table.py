@@ -31,6 +31,7 @@ CLIENTS = {  # group -> client column
     "minio-go": "minio-go",
 }
 TLS_CLIENTS = [  # tls group: test-name prefix -> client
+    ("native-", "built-in TLS (TLS_CERT/TLS_KEY), aws-cli"),
     ("boto3-", "boto3 over HTTPS (HAProxy)"),
     ("awscli-", "aws-cli over HTTPS (HAProxy)"),
     ("haproxy-", "HAProxy 2.6 health check"),
