@@ -30,7 +30,6 @@ C  HAProxy (tests/e2e/cdn/haproxy.cfg.in) passing Host through: virtual-hosted b
    X-Forwarded-Host / Forwarded are dropped by HAProxy (its proxy trusts HAProxy's address, to exercise that).
 """
 
-import atexit
 import hashlib
 import http.client
 import os
@@ -78,64 +77,9 @@ socket.getaddrinfo = _loopback_getaddrinfo
 
 
 # ---------------------------------------------------------------------------------------------- processes
-def free_port(taken=()):
-    while True:
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        p = s.getsockname()[1]
-        s.close()
-        if p not in taken:
-            return p
-
-
-def _die_with_parent():
-    """In a child: SIGTERM when this test process dies (a group timeout kills only us)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, 15)  # PR_SET_PDEATHSIG, SIGTERM
-    except Exception:  # noqa: BLE001 (not Linux: atexit below still stops them on a normal exit)
-        pass
-
-
-PROCS = []
-
-
-def spawn(name, argv, env=None):
-    log = open(os.path.join(WORK, name + ".log"), "ab")  # noqa: SIM115
-    p = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                         preexec_fn=_die_with_parent)
-    PROCS.append((name, p))
-    return p
-
-
-def stop_all():
-    for _name, p in reversed(PROCS):
-        if p.poll() is None:
-            p.terminate()
-    for _name, p in reversed(PROCS):
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
-
-
-atexit.register(stop_all)
-
-
-def wait_port(name, proc, port, secs=30):
-    deadline = time.monotonic() + secs
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = open(os.path.join(WORK, name + ".log"), errors="replace").read()[-600:]
-            raise RuntimeError(f"{name} exited with {proc.returncode} at start: {tail}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{name} did not listen on 127.0.0.1:{port} within {secs} s")
+PROCS = t.Procs(WORK)
+spawn, stop_all, wait_port = PROCS.spawn, PROCS.stop_all, PROCS.wait_port
+free_port, find_bin = t.free_port, t.find_bin
 
 
 PROXY_SETTINGS = ("VIRTUAL_HOST_DOMAINS", "ORIGIN_ADDRESSING", "PUBLIC_HOST", "ALLOWED_HOSTS", "TRUSTED_PROXIES")
@@ -175,11 +119,6 @@ def render(template, out, values):
         raise RuntimeError(f"{template}: placeholders left: {left}")
     with open(out, "w") as f:
         f.write(text)
-
-
-def find_bin(name):
-    return shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/sbin/{name}") if os.access(p, os.X_OK)),
-                                      None)
 
 
 # ---------------------------------------------------------------------------------------------- wire logs

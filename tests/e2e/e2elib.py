@@ -172,3 +172,82 @@ def finish():
     c = _counts
     _out(f"# {c['pass']} passed, {c['fail']} failed, {c['skip']} skipped")
     sys.exit(1 if c["fail"] else 0)
+
+
+# ---------------------------------------------------------------------------------------------- processes
+# For groups that start processes of their own (cdn, pool): free ports, children that die with the test
+# process, their logs in a work directory, and a wait for their port.
+def free_port(taken):
+    """A free 127.0.0.1 port not in the set `taken`, which it is added to."""
+    import socket
+
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        p = s.getsockname()[1]
+        s.close()
+        if p not in taken:
+            taken.add(p)
+            return p
+
+
+def find_bin(name):
+    import shutil
+
+    return shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/sbin/{name}") if os.access(p, os.X_OK)),
+                                      None)
+
+
+def _die_with_parent():
+    """In a child: SIGTERM when this test process dies (a group timeout kills only us)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, 15)  # PR_SET_PDEATHSIG, SIGTERM
+    except Exception:  # noqa: BLE001 (not Linux: stop_all at exit still stops them on a normal exit)
+        pass
+
+
+class Procs:
+    """The processes a group starts, each logging to WORK/NAME.log; all stopped at exit."""
+
+    def __init__(self, work):
+        import atexit
+
+        self.work = work
+        self.procs = []
+        atexit.register(self.stop_all)
+
+    def spawn(self, name, argv, env=None):
+        log = open(os.path.join(self.work, name + ".log"), "ab")  # noqa: SIM115
+        p = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             preexec_fn=_die_with_parent)
+        self.procs.append((name, p))
+        return p
+
+    def stop_all(self):
+        for _name, p in reversed(self.procs):
+            if p.poll() is None:
+                p.terminate()
+        for _name, p in reversed(self.procs):
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+
+    def wait_port(self, name, proc, port, secs=30):
+        import socket
+        import time
+
+        deadline = time.monotonic() + secs
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                tail = open(os.path.join(self.work, name + ".log"), errors="replace").read()[-600:]
+                raise RuntimeError(f"{name} exited with {proc.returncode} at start: {tail}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{name} did not listen on 127.0.0.1:{port} within {secs} s")

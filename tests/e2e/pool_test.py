@@ -24,7 +24,6 @@ The figures (requests, failures, detection time, drain timings) are printed as `
 Knobs: E2E_POOL_CFG (another HAProxy file, to check the group against a weaker configuration).
 """
 
-import atexit
 import hashlib
 import http.client
 import json
@@ -68,70 +67,9 @@ DRAIN_HEALTHZ_MAX_S = 0.100
 
 
 # ---------------------------------------------------------------------------------------------- processes
-def free_port(taken):
-    while True:
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        p = s.getsockname()[1]
-        s.close()
-        if p not in taken:
-            taken.add(p)
-            return p
-
-
-def _die_with_parent():
-    """In a child: SIGTERM when this test process dies (a group timeout kills only us)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, 15)  # PR_SET_PDEATHSIG, SIGTERM
-    except Exception:  # noqa: BLE001 (not Linux: atexit below still stops them on a normal exit)
-        pass
-
-
-PROCS = []
-
-
-def spawn(name, argv, env=None):
-    log = open(os.path.join(WORK, name + ".log"), "ab")  # noqa: SIM115
-    p = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                         preexec_fn=_die_with_parent)
-    PROCS.append((name, p))
-    return p
-
-
-def stop_all():
-    for _name, p in reversed(PROCS):
-        if p.poll() is None:
-            p.terminate()
-    for _name, p in reversed(PROCS):
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
-
-
-atexit.register(stop_all)
-
-
-def wait_port(name, proc, port, secs=30):
-    deadline = time.monotonic() + secs
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = open(os.path.join(WORK, name + ".log"), errors="replace").read()[-600:]
-            raise RuntimeError(f"{name} exited with {proc.returncode} at start: {tail}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{name} did not listen on 127.0.0.1:{port} within {secs} s")
-
-
-def find_bin(name):
-    return shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/sbin/{name}") if os.access(p, os.X_OK)),
-                                      None)
+PROCS = t.Procs(WORK)
+spawn, stop_all, wait_port = PROCS.spawn, PROCS.stop_all, PROCS.wait_port
+free_port, find_bin = t.free_port, t.find_bin
 
 
 def start_origin(name, port, data):
