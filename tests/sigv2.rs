@@ -4,21 +4,9 @@
 
 mod common;
 
-use base64::Engine as _;
+use common::v2::{http_date, sign as v2_sign};
 use common::*;
-use hmac::{Hmac, Mac};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc2822;
-
-fn v2_sign(secret: &str, sts: &str) -> String {
-    let mut m = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).unwrap();
-    m.update(sts.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(m.finalize().into_bytes())
-}
-
-fn http_date(t: OffsetDateTime) -> String {
-    t.format(&Rfc2822).unwrap()
-}
 
 /// Sends a V2 header-signed request. `resource` is the raw path plus
 /// sub-resources as they go into the string to sign.
@@ -32,15 +20,7 @@ async fn v2_request(
     secret: &str,
 ) -> RawResponse {
     let date = http_date(OffsetDateTime::now_utc());
-    let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map_or("", |(_, v)| *v);
-    let mut amz: Vec<(String, &str)> = headers
-        .iter()
-        .filter(|(k, _)| k.to_ascii_lowercase().starts_with("x-amz-"))
-        .map(|(k, v)| (k.to_ascii_lowercase(), *v))
-        .collect();
-    amz.sort();
-    let amz: String = amz.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
-    let sts = format!("{method}\n{}\n{}\n{date}\n{amz}{resource}", get("content-md5"), get("content-type"));
+    let sts = common::v2::header_string_to_sign(method, headers, &date, resource);
     let sig = v2_sign(secret, &sts);
     let mut head = format!(
         "{method} {path_and_query} HTTP/1.1\r\nHost: {}\r\nDate: {date}\r\nAuthorization: AWS {CAK}:{sig}\r\nContent-Length: {}\r\nConnection: close\r\n",

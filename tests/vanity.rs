@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use common::v2;
 use common::*;
 use sha2::{Digest, Sha256};
 
@@ -935,31 +936,6 @@ async fn path_style_keeps_working_with_public_host_set() {
 // ---------------------------------------------------------------------------
 // 9. SigV2, virtual-hosted: the resource is /bucket/key.
 
-mod v2 {
-    use base64::Engine as _;
-    use hmac::{Hmac, Mac};
-    use time::OffsetDateTime;
-    use time::format_description::well_known::Rfc2822;
-
-    pub fn sign(secret: &str, sts: &str) -> String {
-        let mut m = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).unwrap();
-        m.update(sts.as_bytes());
-        base64::engine::general_purpose::STANDARD.encode(m.finalize().into_bytes())
-    }
-
-    pub fn now() -> String {
-        OffsetDateTime::now_utc().format(&Rfc2822).unwrap()
-    }
-
-    pub fn expires_in(secs: i64) -> i64 {
-        OffsetDateTime::now_utc().unix_timestamp() + secs
-    }
-
-    pub fn enc(s: &str) -> String {
-        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-    }
-}
-
 /// A V2 header-signed request with `Host: host`; `resource` is what the
 /// string to sign ends with.
 async fn v2_request(
@@ -972,15 +948,7 @@ async fn v2_request(
     body: &[u8],
 ) -> RawResponse {
     let date = v2::now();
-    let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map_or("", |(_, v)| *v);
-    let mut amz: Vec<(String, &str)> = headers
-        .iter()
-        .filter(|(k, _)| k.to_ascii_lowercase().starts_with("x-amz-"))
-        .map(|(k, v)| (k.to_ascii_lowercase(), *v))
-        .collect();
-    amz.sort();
-    let amz: String = amz.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
-    let sts = format!("{method}\n{}\n{}\n{date}\n{amz}{resource}", get("content-md5"), get("content-type"));
+    let sts = v2::header_string_to_sign(method, headers, &date, resource);
     let mut all = owned(&[
         ("Date", &date),
         ("Authorization", &format!("AWS {CAK}:{}", v2::sign(CSK, &sts))),
