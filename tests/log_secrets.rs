@@ -378,8 +378,15 @@ async fn a_trace_level_session_logs_no_secret_signature_signing_key_or_session_t
 
     // The scanner finds a planted leak of each kind, logged by the proxy's thread.
     let pick = |what: &str| needles.iter().find(|(w, _)| w == what).unwrap().clone();
-    let planted =
-        [pick("signature"), pick("chunk signature"), pick("derived key"), pick("client secret"), pick("session token")];
+    // A SigV4 signature (hex), planted upper-cased: the scanner must match hex
+    // in either case. "Signature=" also catches SigV2's base64 query signature,
+    // whose case matters, so that one is never the planted value.
+    let sigv4 = needles
+        .iter()
+        .find(|(w, v)| w == "signature" && v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap()
+        .clone();
+    let planted = [sigv4, pick("chunk signature"), pick("derived key"), pick("client secret"), pick("session token")];
     plant
         .send(vec![
             format!("Authorization: AWS4-HMAC-SHA256 Signature={}", planted[0].1.to_ascii_uppercase()),
