@@ -1061,6 +1061,23 @@ async fn access_table() {
     }
     println!("{table}");
     assert!(failed.is_empty(), "{} of {} rows failed: {failed:?}\n{table}", failed.len(), rows.len());
+
+    // Every request that reached the origin was signed with the origin's key,
+    // and no client key or secret travelled there.
+    let heads = common::seen_heads(&t.relay);
+    assert!(heads.len() > 50, "the relay saw {} requests", heads.len());
+    for h in &heads {
+        let auth = h.header("authorization").unwrap_or("");
+        assert!(auth.contains(&format!("Credential={ORIGIN_AK}/")), "{} {}: {auth}", h.method, h.target);
+    }
+    let upstream = String::from_utf8_lossy(&t.relay.upstream.lock().unwrap()).into_owned();
+    for (k, secret) in KEYS {
+        assert!(
+            !upstream.contains(&format!("{k}:")) && !upstream.contains(&format!("={k}/")),
+            "{k} reached the origin"
+        );
+        assert!(!upstream.contains(secret), "the secret of {k} reached the origin");
+    }
 }
 
 // ---------------------------------------------------------------------------
