@@ -43,7 +43,7 @@ use s3_resign_proxy::forward::{Failure, Sha256Check};
 use s3_resign_proxy::resign::Signer;
 use s3_resign_proxy::sigv4::payload::EMPTY_SHA256;
 use s3_resign_proxy::sigv4::{AmzDate, CanonicalRequest, KeyCache, SignedHeaders, SigningKey, StringToSign};
-use s3_resign_proxy::verify::{VerifyContext, verify};
+use s3_resign_proxy::verify::{SingleKey, VerifyContext, verify};
 
 const CLIENT_AK: &str = "AKIDCLIENTBENCH00001";
 const CLIENT_SK: &str = "client/secret+key/for-benchmarks-000001";
@@ -205,13 +205,8 @@ fn bench_request(
         region: REGION,
         session_token: None,
     };
-    let ctx = VerifyContext {
-        access_key: CLIENT_AK,
-        secret: CLIENT_SK.as_bytes(),
-        keys: &client_keys,
-        now: now(),
-        max_skew: Duration::from_secs(900),
-    };
+    let client_key = SingleKey { access_key: CLIENT_AK, secret: CLIENT_SK.as_bytes(), keys: &client_keys };
+    let ctx = VerifyContext { keys: &client_key, now: now(), max_skew: Duration::from_secs(900) };
 
     // Sanity: the request verifies and re-signs, and the floor's inputs are the real texts.
     let v = verify(&method, &uri, &headers, &ctx).expect("the bench request verifies");
@@ -255,7 +250,7 @@ fn bench_request(
         trusted_proxies: "10.0.0.0/8",
         ..Default::default()
     };
-    let addressing = Addressing::from_settings(&settings, &origin).unwrap();
+    let addressing = Addressing::from_settings(&settings).unwrap();
     let peer = "127.0.0.1".parse().ok();
     g.bench_function("address", |b| {
         b.iter(|| {
@@ -484,7 +479,7 @@ fn observe(c: &mut Criterion) {
     let peer = "192.0.2.10".parse().ok();
     let one = || {
         let mut ex = Exchange::start(&state, black_box(peer), black_box(&parts));
-        ex.verified();
+        ex.verified(CLIENT_AK);
         ex.origin_answered(200, Duration::from_micros(300));
         let mut resp = http::Response::new(ProxyBody::from(axum::body::Body::empty()));
         let rid = resp.headers_mut().entry("x-amz-request-id").or_insert(HeaderValue::from_static("0123456789ABCDEF"));
