@@ -642,6 +642,19 @@ deny  = [ { bucket = "photos", prefix = "partner1/private/", actions = ["read"] 
     }
 
     #[test]
+    fn the_deploy_example_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/access.example.toml");
+        let vars = ["SERVERA_SECRET_KEY", "SERVERB_SECRET_KEY", "ADMIN_SECRET", "PARTNER1_SECRET", "LOGREADER_SECRET"]
+            .into_iter()
+            .map(|k| (k.to_owned(), Secret::new(format!("{k}-value"))))
+            .collect();
+        let a = build(&EnvAccess::default(), Some(&path), &vars).unwrap();
+        assert_eq!((a.origins().len(), a.keys.len()), (2, 3));
+        assert_eq!(a.origin_for(Some("photos")).name, "b");
+        assert!(a.key("ADMIN").unwrap().rules().is_none() && a.key("LOGREADER").unwrap().rules().is_some());
+    }
+
+    #[test]
     fn bad_files_are_named_without_secrets() {
         let cases = [
             (EXAMPLE.replace("name = \"b\"", "name = \"a\""), "unique"),
