@@ -39,6 +39,7 @@
 
 pub mod access_log;
 pub mod addressing;
+pub mod authz;
 pub mod chunked;
 pub mod config;
 #[cfg(feature = "demo")]
