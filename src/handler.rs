@@ -11,7 +11,7 @@ use axum::response::Response;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use time::OffsetDateTime;
 
-use crate::access::{Access, ClientKey};
+use crate::access::{Access, ClientKey, OriginEntry};
 use crate::access_log::{AccessBody, Exchange};
 use crate::authorize::{Decision, authorize, bucket_of, check_delete_objects};
 use crate::authz::{BucketList, Rules};
@@ -160,6 +160,9 @@ async fn proxy(
         }
     }
     let origin = access.origin_for(bucket_of(&verified));
+    if access.origins().len() > 1 {
+        check_same_origin(&access, origin, &parts.headers).map_err(|e| (e, false))?;
+    }
     let out = origin.signer().resign(&verified, &parts.method, &parts.headers, now).map_err(|e| (e, false))?;
     let failure = body.as_ref().map(|b| b.failure.clone());
     let has_body = body.is_some() || read_body.is_some();
@@ -191,6 +194,22 @@ async fn proxy(
     headers::strip_hop_by_hop(&mut rparts.headers);
     let body = screen_origin_error(&rparts, rbody, parts.method == Method::HEAD).await.map_err(|e| (e, has_body))?;
     Ok(Response::from_parts(rparts, body))
+}
+
+/// A copy (CopyObject, UploadPartCopy) runs at the destination's origin, which
+/// can only read its own buckets: a source routed to another origin would be
+/// read from the wrong service (or a same-named bucket there). Refused.
+fn check_same_origin(access: &Access, origin: &std::sync::Arc<OriginEntry>, headers: &HeaderMap) -> Result<(), Error> {
+    let Some(source) = headers.get("x-amz-copy-source") else { return Ok(()) };
+    let source = source.to_str().map_err(|_| Error::InvalidArgument("x-amz-copy-source is not ASCII".into()))?;
+    let (bucket, _) = crate::authz::parse_copy_source(source).map_err(|m| Error::InvalidArgument(m.into()))?;
+    if std::sync::Arc::ptr_eq(access.origin_for(Some(&bucket)), origin) {
+        Ok(())
+    } else {
+        Err(Error::InvalidRequest(
+            "The copy source lives on another origin than the destination; copy it with a GET and a PUT".into(),
+        ))
+    }
 }
 
 /// How much of one origin's ListBuckets answer is read (10,000 buckets fit).
