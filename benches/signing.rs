@@ -12,6 +12,8 @@
 //! - `sha256_body`: the hex `x-amz-content-sha256` body path (`forward::Sha256Check`
 //!   over 16 KiB and 64 KiB frames) against one bare `Sha256::digest`.
 //! - `observe`: the metrics and the access line of one request (`access_log::Exchange`).
+//! - `keyring`: verify through an ACCESS_FILE keyring of 1 and of 10,000 keys, and the
+//!   authorization of a key with 100 rules (`authorize::authorize`).
 //!
 //! The floor of a request is, for the client side and then the origin side: SHA-256
 //! of that side's canonical request (the real texts, built once outside the loop),
@@ -43,7 +45,7 @@ use s3_resign_proxy::forward::{Failure, Sha256Check};
 use s3_resign_proxy::resign::Signer;
 use s3_resign_proxy::sigv4::payload::EMPTY_SHA256;
 use s3_resign_proxy::sigv4::{AmzDate, CanonicalRequest, KeyCache, SignedHeaders, SigningKey, StringToSign};
-use s3_resign_proxy::verify::{VerifyContext, verify};
+use s3_resign_proxy::verify::{SingleKey, VerifyContext, verify};
 
 const CLIENT_AK: &str = "AKIDCLIENTBENCH00001";
 const CLIENT_SK: &str = "client/secret+key/for-benchmarks-000001";
@@ -205,13 +207,8 @@ fn bench_request(
         region: REGION,
         session_token: None,
     };
-    let ctx = VerifyContext {
-        access_key: CLIENT_AK,
-        secret: CLIENT_SK.as_bytes(),
-        keys: &client_keys,
-        now: now(),
-        max_skew: Duration::from_secs(900),
-    };
+    let client_key = SingleKey { access_key: CLIENT_AK, secret: CLIENT_SK.as_bytes(), keys: &client_keys };
+    let ctx = VerifyContext { keys: &client_key, now: now(), max_skew: Duration::from_secs(900) };
 
     // Sanity: the request verifies and re-signs, and the floor's inputs are the real texts.
     let v = verify(&method, &uri, &headers, &ctx).expect("the bench request verifies");
@@ -255,7 +252,7 @@ fn bench_request(
         trusted_proxies: "10.0.0.0/8",
         ..Default::default()
     };
-    let addressing = Addressing::from_settings(&settings, &origin).unwrap();
+    let addressing = Addressing::from_settings(&settings).unwrap();
     let peer = "127.0.0.1".parse().ok();
     g.bench_function("address", |b| {
         b.iter(|| {
@@ -484,7 +481,7 @@ fn observe(c: &mut Criterion) {
     let peer = "192.0.2.10".parse().ok();
     let one = || {
         let mut ex = Exchange::start(&state, black_box(peer), black_box(&parts));
-        ex.verified();
+        ex.verified(CLIENT_AK);
         ex.origin_answered(200, Duration::from_micros(300));
         let mut resp = http::Response::new(ProxyBody::from(axum::body::Body::empty()));
         let rid = resp.headers_mut().entry("x-amz-request-id").or_insert(HeaderValue::from_static("0123456789ABCDEF"));
@@ -510,6 +507,10 @@ fn observe(c: &mut Criterion) {
             "request"
         );
     };
+    // Sanity (also when a filter skips this group): one exchange is counted.
+    one();
+    let text = state.metrics().encode();
+    assert!(text.contains("s3rp_requests_total{method=\"GET\",op=\"get_object\",status=\"2xx\"}"), "{text}");
     let mut g = c.benchmark_group("observe");
     g.throughput(Throughput::Elements(1));
     g.bench_function("response_only", |b| b.iter(bare));
@@ -526,10 +527,72 @@ fn observe(c: &mut Criterion) {
             }
         });
     }
-    let text = state.metrics().encode();
-    assert!(text.contains("s3rp_requests_total{method=\"GET\",op=\"get_object\",status=\"2xx\"}"), "{text}");
     g.finish();
 }
 
-criterion_group!(benches, header_get, presigned, chunk_64k, sha256_body, observe);
+// ------------------------------------------------------------------ keyring and rules (issue 15)
+
+/// An ACCESS_FILE with `n` keys (the bench's key last), each with `rules`
+/// allow rules; the configuration the binary would build from it.
+fn access_with(n: usize, rules: usize) -> (tempfile::TempDir, std::sync::Arc<s3_resign_proxy::access::Access>) {
+    use std::fmt::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let mut toml = String::from(
+        "[[origins]]\nname = \"o\"\ndomain = \"http://127.0.0.1:9000\"\naccess_key = \"OAK\"\nsecret_key = \"osk\"\n",
+    );
+    for i in 0..n {
+        let (ak, sk) = if i + 1 == n {
+            (CLIENT_AK.to_owned(), CLIENT_SK.to_owned())
+        } else {
+            (format!("AKIDKEY{i:013}"), format!("secret-{i}"))
+        };
+        let _ = write!(toml, "[[keys]]\naccess_key = \"{ak}\"\nsecret = \"{sk}\"\n");
+        if rules > 0 {
+            toml.push_str("allow = [\n");
+            // The matching rule last: every other one is looked at first.
+            for r in 0..rules {
+                let (bucket, prefix) = if r + 1 == rules {
+                    ("bench-*".to_owned(), "some/".to_owned())
+                } else {
+                    (format!("other-{r}-*"), format!("x{r}/"))
+                };
+                let _ = writeln!(toml, "  {{ bucket = \"{bucket}\", prefix = \"{prefix}\", actions = [\"read\"] }},");
+            }
+            toml.push_str("]\n");
+        }
+    }
+    let path = dir.path().join("access.toml");
+    std::fs::write(&path, toml).unwrap();
+    let vars = [("ACCESS_FILE".to_owned(), path.display().to_string())];
+    let config = s3_resign_proxy::config::Config::from_vars(vars).unwrap();
+    (dir, config.access.load())
+}
+
+/// Verification through the keyring with 1 and 10,000 keys (flat: a hash
+/// lookup of the whole key), and the authorization of a key with 100 rules
+/// (classification and evaluation; the matching rule is the last).
+fn keyring(c: &mut Criterion) {
+    let (method, uri, headers) = header_signed_get();
+    let mut g = c.benchmark_group("keyring");
+    g.throughput(Throughput::Elements(1));
+    for n in [1usize, 10_000] {
+        let (_dir, access) = access_with(n, 0);
+        let ctx = VerifyContext { keys: &*access, now: now(), max_skew: Duration::from_secs(900) };
+        verify(&method, &uri, &headers, &ctx).expect("verifies with the keyring");
+        g.bench_with_input(BenchmarkId::new("verify_keys", n), &n, |b, _| {
+            b.iter(|| verify(black_box(&method), black_box(&uri), black_box(&headers), &ctx).unwrap())
+        });
+    }
+    let (_dir, access) = access_with(1, 100);
+    let ctx = VerifyContext { keys: &*access, now: now(), max_skew: Duration::from_secs(900) };
+    let v = verify(&method, &uri, &headers, &ctx).unwrap();
+    let rules = access.key(v.access_key()).and_then(|k| k.rules()).expect("100 rules");
+    s3_resign_proxy::authorize::authorize(&v, &method, &headers, rules).expect("the last rule allows it");
+    g.bench_function("authorize_100_rules", |b| {
+        b.iter(|| s3_resign_proxy::authorize::authorize(black_box(&v), &method, black_box(&headers), rules).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, header_get, presigned, chunk_64k, sha256_body, observe, keyring);
 criterion_main!(benches);

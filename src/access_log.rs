@@ -162,8 +162,8 @@ pub fn claimed_key_id(headers: &HeaderMap, query: Option<&str>) -> Option<Box<st
 #[derive(Debug)]
 enum KeyId {
     Unknown,
-    /// The signature verified: the configured client key.
-    Verified,
+    /// The signature verified: this client key.
+    Verified(Box<str>),
     /// Refused before (or at) verification: what it claimed.
     Claimed(Box<str>),
 }
@@ -254,8 +254,9 @@ impl Exchange {
         self.bucket = bucket.map(Into::into);
     }
 
-    pub fn verified(&mut self) {
-        self.key_id = KeyId::Verified;
+    /// The signature of `access_key` verified.
+    pub fn verified(&mut self, access_key: &str) {
+        self.key_id = KeyId::Verified(access_key.into());
     }
 
     /// The origin answered with `status`, `first_byte` after the request went out.
@@ -267,7 +268,7 @@ impl Exchange {
     /// The proxy answers with its own error `e`.
     pub fn refused(&mut self, e: &Error, headers: &HeaderMap, query: Option<&str>) {
         self.refusal = Some((e.status_and_code().1, cap(&e.message(), 256).into()));
-        if !matches!(self.key_id, KeyId::Verified)
+        if !matches!(self.key_id, KeyId::Verified(_))
             && let Some(k) = claimed_key_id(headers, query)
         {
             self.key_id = KeyId::Claimed(k);
@@ -313,8 +314,7 @@ impl Exchange {
     fn log(&self, op: Op, status: u16, total: Duration) {
         let (bucket, key) = self.bucket_key();
         let key_id = match &self.key_id {
-            KeyId::Verified => self.state.0.config.client_access_key.as_str(),
-            KeyId::Claimed(k) => k,
+            KeyId::Verified(k) | KeyId::Claimed(k) => k,
             KeyId::Unknown => "-",
         };
         let ms = |d: Duration| d.as_micros() as f64 / 1000.0;
@@ -448,9 +448,7 @@ mod tests {
     use crate::addressing::AddressingSettings;
 
     fn addressing(trusted: &str) -> Addressing {
-        let origin = crate::config::Origin::new(http::uri::Scheme::HTTP, "127.0.0.1:9000".parse().unwrap()).unwrap();
-        Addressing::from_settings(&AddressingSettings { trusted_proxies: trusted, ..Default::default() }, &origin)
-            .unwrap()
+        Addressing::from_settings(&AddressingSettings { trusted_proxies: trusted, ..Default::default() }).unwrap()
     }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {

@@ -40,6 +40,27 @@ pub enum OriginStyle {
     Virtual,
 }
 
+impl OriginStyle {
+    /// `path` (or nothing) or `virtual`; `what` names the setting in errors.
+    pub fn parse(text: &str, what: &str) -> Result<Self, ConfigError> {
+        match text.trim() {
+            "" | "path" => Ok(Self::Path),
+            "virtual" => Ok(Self::Virtual),
+            _ => Err(bad(what, "must be path or virtual")),
+        }
+    }
+
+    /// Virtual-hosted origin requests put the bucket in front of the
+    /// origin's host name, so the origin must have one.
+    pub fn check(self, origin: &Origin, what: &str) -> Result<Self, ConfigError> {
+        let host = origin.authority().host();
+        if self == Self::Virtual && (host.starts_with('[') || host.parse::<IpAddr>().is_ok()) {
+            return Err(bad(what, "virtual needs the origin to be a host name, not an IP address"));
+        }
+        Ok(self)
+    }
+}
+
 /// A host split into its name (lower case) and port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct HostPort<'a> {
@@ -144,7 +165,7 @@ fn items(s: &str) -> impl Iterator<Item = &str> {
 }
 
 impl Addressing {
-    pub fn from_settings(s: &AddressingSettings<'_>, origin: &Origin) -> Result<Self, ConfigError> {
+    pub fn from_settings(s: &AddressingSettings<'_>) -> Result<Self, ConfigError> {
         let mut domains = Vec::new();
         for d in items(s.virtual_host_domains) {
             let d = d.to_ascii_lowercase();
@@ -156,20 +177,7 @@ impl Addressing {
         }
         domains.sort_by_key(|d| std::cmp::Reverse(d.dotted.len()));
 
-        let origin_style = match s.origin_addressing.trim() {
-            "" | "path" => OriginStyle::Path,
-            "virtual" => OriginStyle::Virtual,
-            _ => return Err(bad("ORIGIN_ADDRESSING", "must be path or virtual")),
-        };
-        if origin_style == OriginStyle::Virtual {
-            let host = origin.authority().host();
-            if host.starts_with('[') || host.parse::<IpAddr>().is_ok() {
-                return Err(bad(
-                    "ORIGIN_ADDRESSING",
-                    "virtual needs ORIGIN_DOMAIN to be a host name, not an IP address",
-                ));
-            }
-        }
+        let origin_style = OriginStyle::parse(s.origin_addressing, "ORIGIN_ADDRESSING")?;
 
         let public_host = match s.public_host.trim() {
             "" => None,
@@ -517,7 +525,7 @@ mod tests {
     }
 
     fn policy(s: AddressingSettings<'_>) -> Addressing {
-        Addressing::from_settings(&s, &origin("http://origin.test:9000")).unwrap()
+        Addressing::from_settings(&s).unwrap()
     }
 
     fn hm(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -625,7 +633,7 @@ mod tests {
         }
         for bad in ["*", "a:b", "*.:*", "x:99999", "a b"] {
             let s = AddressingSettings { allowed_hosts: bad, ..Default::default() };
-            assert!(Addressing::from_settings(&s, &origin("http://o.test")).is_err(), "{bad}");
+            assert!(Addressing::from_settings(&s).is_err(), "{bad}");
         }
     }
 
@@ -687,9 +695,11 @@ mod tests {
     #[test]
     fn settings_are_checked() {
         let o = origin("http://127.0.0.1:9000");
-        let virt = AddressingSettings { origin_addressing: "virtual", ..Default::default() };
-        assert!(Addressing::from_settings(&virt, &o).is_err(), "virtual needs a host name");
-        assert!(Addressing::from_settings(&virt, &origin("http://origin.test:9000")).is_ok());
+        let virt =
+            Addressing::from_settings(&AddressingSettings { origin_addressing: "virtual", ..Default::default() });
+        let virt = virt.unwrap().origin_style;
+        assert!(virt.check(&o, "ORIGIN_ADDRESSING").is_err(), "virtual needs a host name");
+        assert!(virt.check(&origin("http://origin.test:9000"), "ORIGIN_ADDRESSING").is_ok());
         for (s, what) in [
             (AddressingSettings { origin_addressing: "vhost", ..Default::default() }, "ORIGIN_ADDRESSING"),
             (AddressingSettings { virtual_host_domains: "*.x.test", ..Default::default() }, "VIRTUAL_HOST_DOMAINS"),
@@ -698,7 +708,7 @@ mod tests {
             (AddressingSettings { trusted_proxies: "10.0.0.0/33", ..Default::default() }, "TRUSTED_PROXIES"),
             (AddressingSettings { trusted_proxies: "any", ..Default::default() }, "TRUSTED_PROXIES"),
         ] {
-            let e = Addressing::from_settings(&s, &o).unwrap_err();
+            let e = Addressing::from_settings(&s).unwrap_err();
             assert!(e.0.contains(what), "{e}");
         }
     }

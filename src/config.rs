@@ -19,6 +19,9 @@ use crate::addressing::{Addressing, AddressingSettings};
 pub struct Secret(String);
 
 impl Secret {
+    pub(crate) fn new(s: String) -> Self {
+        Self(s)
+    }
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -32,11 +35,18 @@ impl fmt::Debug for Secret {
 
 #[derive(Deserialize)]
 struct Raw {
-    client_access_key: String,
-    client_secret_key: Secret,
-    origin_access_key: String,
-    origin_secret_key: Secret,
-    origin_domain: String,
+    #[serde(default)]
+    client_access_key: Option<String>,
+    #[serde(default)]
+    client_secret_key: Option<Secret>,
+    #[serde(default)]
+    origin_access_key: Option<String>,
+    #[serde(default)]
+    origin_secret_key: Option<Secret>,
+    #[serde(default)]
+    origin_domain: Option<String>,
+    #[serde(default)]
+    access_file: String,
     #[serde(default = "default_scheme")]
     origin_scheme: String,
     #[serde(default = "default_region")]
@@ -147,15 +157,11 @@ impl Origin {
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub client_access_key: String,
-    pub client_secret_key: Secret,
-    pub origin_access_key: String,
-    pub origin_secret_key: Secret,
-    pub origin: Origin,
-    pub region: String,
+    /// The client keys and their rules, the origins and the bucket routes
+    /// (CLIENT_*, ORIGIN_*, ACCESS_FILE); reloadable.
+    pub access: Arc<crate::access::AccessStore>,
     pub listen: SocketAddr,
     pub max_clock_skew: Duration,
-    pub healthcheck_path: String,
     pub connect_timeout: Duration,
     /// How long the origin may stay silent (no response, no body progress).
     pub read_timeout: Duration,
@@ -186,9 +192,6 @@ pub struct Config {
     /// ORIGIN_CA_BUNDLE: the roots an https origin is verified against,
     /// instead of the system's.
     pub origin_ca: Option<Arc<rustls::RootCertStore>>,
-    /// ORIGIN_SESSION_TOKEN: temporary origin credentials' token, sent as a
-    /// signed `x-amz-security-token`.
-    pub origin_session_token: Option<Secret>,
 }
 
 /// A configuration error: one line naming the variable, never its secret value.
@@ -203,8 +206,16 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-fn bad(var: &str, why: &str) -> ConfigError {
+pub(crate) fn bad(var: &str, why: &str) -> ConfigError {
     ConfigError(format!("invalid {var}: {why}"))
+}
+
+fn missing(var: &str) -> ConfigError {
+    ConfigError(format!("missing required variable {var}"))
+}
+
+fn required(var: &str, v: Option<String>) -> Result<String, ConfigError> {
+    v.ok_or_else(|| missing(var))
 }
 
 impl Config {
@@ -212,8 +223,12 @@ impl Config {
         Self::from_vars(std::env::vars())
     }
 
+    /// The configuration these variables give. ACCESS_FILE is read now, and
+    /// the variables its `*_env` entries name are looked up among `vars` (then
+    /// in the process environment), now and on each reload.
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
-        let raw: Raw = envy::from_iter(vars).map_err(|e| match e {
+        let vars: Vec<(String, String)> = vars.into_iter().collect();
+        let raw: Raw = envy::from_iter(vars.iter().cloned()).map_err(|e| match e {
             envy::Error::MissingValue(field) => {
                 ConfigError(format!("missing required variable {}", field.to_ascii_uppercase()))
             }
@@ -221,21 +236,47 @@ impl Config {
             // no secret value is ever in this message.
             envy::Error::Custom(msg) => ConfigError(format!("invalid configuration: {msg}")),
         })?;
-        Self::validate(raw)
+        let env = vars.into_iter().map(|(k, v)| (k, Secret(v))).collect();
+        Self::validate(raw, env)
     }
 
-    fn validate(raw: Raw) -> Result<Self, ConfigError> {
-        for (var, v) in [("CLIENT_ACCESS_KEY", &raw.client_access_key), ("ORIGIN_ACCESS_KEY", &raw.origin_access_key)] {
-            if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c == '/' || c.is_control()) {
+    fn validate(mut raw: Raw, vars: std::collections::HashMap<String, Secret>) -> Result<Self, ConfigError> {
+        let access_file = raw.access_file.trim().to_owned();
+        // Unset and empty are the same; with ACCESS_FILE each group is optional.
+        let blank = |v: &Option<String>| v.as_deref().is_none_or(str::is_empty);
+        let blank_secret = |v: &Option<Secret>| v.as_ref().is_none_or(|s| s.expose().is_empty());
+        let client_set = !blank(&raw.client_access_key) || !blank_secret(&raw.client_secret_key);
+        let origin_set =
+            !blank(&raw.origin_domain) || !blank(&raw.origin_access_key) || !blank_secret(&raw.origin_secret_key);
+        let client = if client_set || access_file.is_empty() {
+            let ak = required("CLIENT_ACCESS_KEY", raw.client_access_key.take())?;
+            let sk = raw.client_secret_key.take().ok_or_else(|| missing("CLIENT_SECRET_KEY"))?;
+            Some((ak, sk))
+        } else {
+            None
+        };
+        let origin = if origin_set || access_file.is_empty() {
+            let ak = required("ORIGIN_ACCESS_KEY", raw.origin_access_key.take())?;
+            let sk = raw.origin_secret_key.take().ok_or_else(|| missing("ORIGIN_SECRET_KEY"))?;
+            let domain = raw.origin_domain.take().filter(|d| !d.is_empty()).ok_or_else(|| missing("ORIGIN_DOMAIN"))?;
+            Some((ak, sk, domain))
+        } else {
+            None
+        };
+        for (var, v) in
+            [("CLIENT_ACCESS_KEY", client.as_ref().map(|c| &c.0)), ("ORIGIN_ACCESS_KEY", origin.as_ref().map(|o| &o.0))]
+        {
+            if v.is_some_and(|v| v.is_empty() || v.chars().any(|c| c.is_whitespace() || c == '/' || c.is_control())) {
                 return Err(bad(var, "must be non-empty, without spaces or '/'"));
             }
         }
-        for (var, v) in [("CLIENT_SECRET_KEY", &raw.client_secret_key), ("ORIGIN_SECRET_KEY", &raw.origin_secret_key)] {
-            if v.expose().is_empty() {
+        for (var, v) in
+            [("CLIENT_SECRET_KEY", client.as_ref().map(|c| &c.1)), ("ORIGIN_SECRET_KEY", origin.as_ref().map(|o| &o.1))]
+        {
+            if v.is_some_and(|v| v.expose().is_empty()) {
                 return Err(bad(var, "must not be empty"));
             }
         }
-        let origin = parse_origin(&raw.origin_domain, &raw.origin_scheme)?;
         if raw.aws_region.is_empty() || !raw.aws_region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             return Err(bad("AWS_REGION", "must be a region name such as us-east-1"));
         }
@@ -251,16 +292,13 @@ impl Config {
         };
         let drain_grace = seconds("DRAIN_GRACE", raw.drain_grace)?;
         let shutdown_timeout = seconds("SHUTDOWN_TIMEOUT", raw.shutdown_timeout)?;
-        let addressing = Addressing::from_settings(
-            &AddressingSettings {
-                virtual_host_domains: &raw.virtual_host_domains,
-                origin_addressing: &raw.origin_addressing,
-                public_host: &raw.public_host,
-                allowed_hosts: &raw.allowed_hosts,
-                trusted_proxies: &raw.trusted_proxies,
-            },
-            &origin,
-        )?;
+        let addressing = Addressing::from_settings(&AddressingSettings {
+            virtual_host_domains: &raw.virtual_host_domains,
+            origin_addressing: &raw.origin_addressing,
+            public_host: &raw.public_host,
+            allowed_hosts: &raw.allowed_hosts,
+            trusted_proxies: &raw.trusted_proxies,
+        })?;
         let metrics_port = match raw.metrics_port.trim() {
             "" => None,
             p => match p.parse::<u16>() {
@@ -287,22 +325,34 @@ impl Config {
         {
             return Err(bad("ORIGIN_SESSION_TOKEN", "must be printable ASCII without spaces"));
         }
+        let env_origin = match origin {
+            Some((access_key, secret, domain)) => {
+                let origin = parse_origin(&domain, &raw.origin_scheme, "ORIGIN_DOMAIN")?;
+                Some(crate::access::EnvOrigin {
+                    style: addressing.origin_style.check(&origin, "ORIGIN_ADDRESSING")?,
+                    origin,
+                    access_key,
+                    secret,
+                    region: raw.aws_region,
+                    token: origin_session_token,
+                    healthcheck_path: raw.healthcheck_path,
+                })
+            }
+            None => None,
+        };
+        let file = (!access_file.is_empty()).then(|| std::path::PathBuf::from(&access_file));
+        let access =
+            crate::access::AccessStore::new(crate::access::EnvAccess { client, origin: env_origin }, file, vars)
+                .map_err(|e| ConfigError(e.0))?;
         Ok(Self {
+            access: Arc::new(access),
             tls,
             origin_ca,
-            origin_session_token,
             addressing,
             metrics_port,
             log_format,
-            client_access_key: raw.client_access_key,
-            client_secret_key: raw.client_secret_key,
-            origin_access_key: raw.origin_access_key,
-            origin_secret_key: raw.origin_secret_key,
-            origin,
-            region: raw.aws_region,
             listen: SocketAddr::new(ip, raw.port),
             max_clock_skew: Duration::from_secs(raw.max_clock_skew),
-            healthcheck_path: raw.healthcheck_path,
             connect_timeout: Duration::from_secs(raw.origin_connect_timeout),
             read_timeout: Duration::from_secs(raw.origin_read_timeout),
             drain_grace,
@@ -318,13 +368,14 @@ impl Config {
 }
 
 /// `host[:port]` (with ORIGIN_SCHEME), or `http://host:port` / `https://host:port`.
-fn parse_origin(domain: &str, scheme: &str) -> Result<Origin, ConfigError> {
+/// `what` names the setting in errors (ORIGIN_DOMAIN, or an ACCESS_FILE origin's domain).
+pub(crate) fn parse_origin(domain: &str, scheme: &str, what: &str) -> Result<Origin, ConfigError> {
     let (scheme, rest) = if let Some(r) = domain.strip_prefix("http://") {
         (Scheme::HTTP, r)
     } else if let Some(r) = domain.strip_prefix("https://") {
         (Scheme::HTTPS, r)
     } else if domain.contains("://") {
-        return Err(bad("ORIGIN_DOMAIN", "the scheme must be http or https"));
+        return Err(bad(what, "the scheme must be http or https"));
     } else {
         let s = match scheme {
             "https" => Scheme::HTTPS,
@@ -335,13 +386,13 @@ fn parse_origin(domain: &str, scheme: &str) -> Result<Origin, ConfigError> {
     };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     if rest.is_empty() || rest.contains(['/', '@', '?', '#']) || rest.contains(char::is_whitespace) {
-        return Err(bad("ORIGIN_DOMAIN", "must be host[:port] or http(s)://host[:port], without a path"));
+        return Err(bad(what, "must be host[:port] or http(s)://host[:port], without a path"));
     }
-    let authority: Authority = rest.parse().map_err(|_| bad("ORIGIN_DOMAIN", "is not a valid host[:port]"))?;
+    let authority: Authority = rest.parse().map_err(|_| bad(what, "is not a valid host[:port]"))?;
     if authority.host().is_empty() {
-        return Err(bad("ORIGIN_DOMAIN", "has no host"));
+        return Err(bad(what, "has no host"));
     }
-    Origin::new(scheme, authority).map_err(|_| bad("ORIGIN_DOMAIN", "is not a valid host[:port]"))
+    Origin::new(scheme, authority).map_err(|_| bad(what, "is not a valid host[:port]"))
 }
 
 #[cfg(test)]
@@ -371,12 +422,14 @@ mod tests {
     #[test]
     fn defaults() {
         let c = Config::from_vars(vars(&[])).unwrap();
-        assert_eq!(c.origin.scheme, Scheme::HTTPS);
-        assert_eq!(c.origin.authority.as_str(), "s3.example.com");
-        assert_eq!(c.region, "us-east-1");
+        let access = c.access.load();
+        let o = access.default_origin();
+        assert_eq!(o.origin.scheme, Scheme::HTTPS);
+        assert_eq!(o.origin.authority.as_str(), "s3.example.com");
+        assert_eq!(o.region, "us-east-1");
         assert_eq!(c.listen, "0.0.0.0:8000".parse().unwrap());
         assert_eq!(c.max_clock_skew, Duration::from_secs(900));
-        assert_eq!(c.healthcheck_path, "/");
+        assert_eq!(o.healthcheck_path, "/");
         assert!(c.workers >= 1);
         assert!(!format!("{c:?}").contains("very-secret"));
         assert_eq!((c.drain_grace, c.shutdown_timeout), (Duration::from_secs(5), Duration::from_secs(30)));
@@ -398,10 +451,11 @@ mod tests {
 
     #[test]
     fn origin_forms() {
-        let c = Config::from_vars(vars(&[("ORIGIN_DOMAIN", "http://127.0.0.1:9000/")])).unwrap();
-        assert_eq!((c.origin.scheme, c.origin.authority.as_str()), (Scheme::HTTP, "127.0.0.1:9000"));
-        let c = Config::from_vars(vars(&[("ORIGIN_DOMAIN", "minio:9000"), ("ORIGIN_SCHEME", "http")])).unwrap();
-        assert_eq!((c.origin.scheme, c.origin.authority.as_str()), (Scheme::HTTP, "minio:9000"));
+        let origin = |c: Config| c.access.load().default_origin().origin.clone();
+        let o = origin(Config::from_vars(vars(&[("ORIGIN_DOMAIN", "http://127.0.0.1:9000/")])).unwrap());
+        assert_eq!((o.scheme, o.authority.as_str()), (Scheme::HTTP, "127.0.0.1:9000"));
+        let o = origin(Config::from_vars(vars(&[("ORIGIN_DOMAIN", "minio:9000"), ("ORIGIN_SCHEME", "http")])).unwrap());
+        assert_eq!((o.scheme, o.authority.as_str()), (Scheme::HTTP, "minio:9000"));
         for bad in ["ftp://x", "http://x/path", "", "a b", "user@host"] {
             assert!(Config::from_vars(vars(&[("ORIGIN_DOMAIN", bad)])).is_err(), "{bad}");
         }
@@ -446,17 +500,19 @@ mod tests {
         let e = Config::from_vars(vars(&[("ORIGIN_CA_BUNDLE", "/nowhere/ca.pem")])).unwrap_err();
         assert!(e.0.starts_with("cannot read ORIGIN_CA_BUNDLE /nowhere/ca.pem: "), "{e}");
         let c = Config::from_vars(vars(&[])).unwrap();
-        assert!(c.tls.is_none() && c.origin_ca.is_none() && c.origin_session_token.is_none());
+        assert!(c.tls.is_none() && c.origin_ca.is_none() && c.access.load().default_origin().token.is_none());
     }
 
     #[test]
     fn session_token_is_a_secret() {
         let c = Config::from_vars(vars(&[("ORIGIN_SESSION_TOKEN", "FwoGZXIvYXdzEBYaDTOKEN-very-secret/+=")])).unwrap();
-        assert_eq!(c.origin_session_token.as_ref().unwrap().expose(), "FwoGZXIvYXdzEBYaDTOKEN-very-secret/+=");
+        let token = c.access.load().default_origin().token.clone().unwrap();
+        assert_eq!(token.to_str().unwrap(), "FwoGZXIvYXdzEBYaDTOKEN-very-secret/+=");
+        assert!(token.is_sensitive());
         assert!(!format!("{c:?}").contains("very-secret"));
         let mut v = vars(&[]);
         v.push(("ORIGIN_SESSION_TOKEN".into(), String::new()));
-        assert!(Config::from_vars(v).unwrap().origin_session_token.is_none(), "empty is unset");
+        assert!(Config::from_vars(v).unwrap().access.load().default_origin().token.is_none(), "empty is unset");
         let e = Config::from_vars(vars(&[("ORIGIN_SESSION_TOKEN", "two very-secret")])).unwrap_err();
         assert_eq!(e.0, "invalid ORIGIN_SESSION_TOKEN: must be printable ASCII without spaces");
     }

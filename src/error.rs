@@ -72,6 +72,11 @@ pub enum Error {
     InvalidBucketName(String),
     /// The signed host is not one ALLOWED_HOSTS lets this proxy serve.
     HostNotAllowed(String),
+    /// A request body the proxy reads (DeleteObjects, for a key with rules)
+    /// is not the XML S3 expects.
+    MalformedXML(Msg),
+    /// The body does not match its Content-MD5.
+    BadDigest,
 }
 
 /// How much of a canonical request or string to sign an error body echoes:
@@ -110,6 +115,8 @@ impl Error {
             Self::RequestTimeout => (StatusCode::BAD_REQUEST, "RequestTimeout"),
             Self::InvalidBucketName(_) => (StatusCode::BAD_REQUEST, "InvalidBucketName"),
             Self::HostNotAllowed(_) => (StatusCode::BAD_REQUEST, "InvalidRequest"),
+            Self::MalformedXML(_) => (StatusCode::BAD_REQUEST, "MalformedXML"),
+            Self::BadDigest => (StatusCode::BAD_REQUEST, "BadDigest"),
         }
     }
 
@@ -135,6 +142,7 @@ impl Error {
             }
             Self::InvalidBucketName(_) => "The specified bucket is not valid.".into(),
             Self::HostNotAllowed(_) => "The request was signed for a host this endpoint does not serve.".into(),
+            Self::BadDigest => "The Content-MD5 you specified did not match what we received.".into(),
             Self::AccessDenied(m)
             | Self::AuthorizationHeaderMalformed(m)
             | Self::AuthorizationQueryParametersError(m)
@@ -147,7 +155,8 @@ impl Error {
             | Self::RequestHeaderSectionTooLarge(m)
             | Self::OriginUnreachable(m)
             | Self::OriginTimeout(m)
-            | Self::OriginRefused(m) => Cow::Borrowed(m),
+            | Self::OriginRefused(m)
+            | Self::MalformedXML(m) => Cow::Borrowed(m),
         }
     }
 
@@ -195,6 +204,8 @@ impl Error {
             | Self::OriginUnreachable(_)
             | Self::OriginTimeout(_)
             | Self::OriginRefused(_)
+            | Self::MalformedXML(_)
+            | Self::BadDigest
             | Self::RequestTimeout => {}
         }
     }

@@ -11,13 +11,16 @@ use axum::response::Response;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use time::OffsetDateTime;
 
+use crate::access::{Access, ClientKey, OriginEntry};
 use crate::access_log::{AccessBody, Exchange};
+use crate::authorize::{Decision, authorize, bucket_of, check_delete_objects};
+use crate::authz::{BucketList, Rules};
 use crate::error::Error;
 use crate::forward::{self, ChunkErrors, DataStream, Failure, OutBody, Progress, ProxyBody, Sha256Check, SharedBody};
 use crate::metrics::{HealthState, Metrics};
 use crate::sigv4::{self, PayloadHash};
-use crate::state::AppState;
-use crate::verify::{self, VerifyContext, has_auth, verify_for_host};
+use crate::state::{AppState, OriginProbe};
+use crate::verify::{self, VerifiedRequest, VerifyContext, has_auth, verify_for_host};
 use crate::{chunked, headers, intake, resign};
 
 /// The one service the server runs for every request, in the binary and in
@@ -125,23 +128,51 @@ async fn proxy(
 ) -> Result<Response<ProxyBody>, (Error, bool)> {
     let cfg = &state.0.config;
     let now = state.0.clock.now();
-    let ctx = VerifyContext {
-        access_key: &cfg.client_access_key,
-        secret: cfg.client_secret_key.expose().as_bytes(),
-        keys: &state.0.client_keys,
-        now,
-        max_skew: cfg.max_clock_skew,
-    };
+    // The keys, rules and routes this request started with, to its end.
+    let access = state.access();
+    let ctx = VerifyContext { keys: &*access, now, max_skew: cfg.max_clock_skew };
     // The host the signature must cover, and the bucket it names.
     let host = cfg.addressing.signed_host(peer, &parts.uri, &parts.headers).map_err(|e| (e, false))?;
     ex.set_bucket(host.bucket());
     let verified = verify_for_host(&parts.method, &parts.uri, &parts.headers, &host, &ctx).map_err(|e| (e, false))?;
-    ex.verified();
-    let out = state.signer().resign(&verified, &parts.method, &parts.headers, now).map_err(|e| (e, false))?;
+    ex.verified(verified.access_key());
+    let rules = access.key(verified.access_key()).and_then(ClientKey::rules);
+    let decision = match rules {
+        Some(rules) => authorize(&verified, &parts.method, &parts.headers, rules).map_err(|e| (e, false))?,
+        None if access.origins().len() > 1 && parts.method == Method::GET && bucket_of(&verified).is_none() => {
+            Decision::ListBuckets
+        }
+        None => Decision::Forward,
+    };
+    let mut body = body;
+    let mut read_body = None;
+    match decision {
+        Decision::Forward => {}
+        Decision::ListBuckets => {
+            return list_buckets(state, &access, &verified, parts, rules, ex).await.map_err(|e| (e, false));
+        }
+        Decision::DeleteObjects { bucket } => {
+            let rules = rules.ok_or((Error::AccessDenied("Access Denied".into()), false))?;
+            let b = body.take().ok_or((Error::MalformedXML("DeleteObjects needs a body".into()), false))?;
+            let bytes =
+                check_delete_objects(&verified, &parts.headers, b, &bucket, rules).await.map_err(|e| (e, true))?;
+            read_body = Some(bytes);
+        }
+    }
+    let origin = access.origin_for(bucket_of(&verified));
+    if access.origins().len() > 1 {
+        check_same_origin(&access, origin, &parts.headers).map_err(|e| (e, false))?;
+    }
+    let out = origin.signer().resign(&verified, &parts.method, &parts.headers, now).map_err(|e| (e, false))?;
     let failure = body.as_ref().map(|b| b.failure.clone());
-    let has_body = body.is_some();
-    let out_body = match body {
-        Some(body) => {
+    let has_body = body.is_some() || read_body.is_some();
+    let out_body = match (body, read_body) {
+        (_, Some(bytes)) => {
+            let len = bytes.len() as u64;
+            let once: DataStream = Box::pin(futures_util::stream::once(async move { Ok(bytes) }));
+            OutBody::new(once, Some(len), Progress::new())
+        }
+        (Some(body), None) => {
             let failure = body.failure.clone();
             let payload = verified.payload();
             let stream: DataStream = match (chunked::Mode::of(payload), payload) {
@@ -153,15 +184,93 @@ async fn proxy(
             };
             OutBody::new(stream, len, Progress::new())
         }
-        None => OutBody::empty(),
+        (None, None) => OutBody::empty(),
     };
     let sent = Instant::now();
-    let resp = state.0.forwarder.send(out, out_body, failure.as_ref()).await.map_err(|e| (e, has_body))?;
+    let forwarder = state.forwarder(&origin.origin);
+    let resp = forwarder.send(out, out_body, failure.as_ref()).await.map_err(|e| (e, has_body))?;
     ex.origin_answered(resp.status().as_u16(), sent.elapsed());
     let (mut rparts, rbody) = resp.into_parts();
     headers::strip_hop_by_hop(&mut rparts.headers);
     let body = screen_origin_error(&rparts, rbody, parts.method == Method::HEAD).await.map_err(|e| (e, has_body))?;
     Ok(Response::from_parts(rparts, body))
+}
+
+/// A copy (CopyObject, UploadPartCopy) runs at the destination's origin, which
+/// can only read its own buckets: a source routed to another origin would be
+/// read from the wrong service (or a same-named bucket there). Refused.
+fn check_same_origin(access: &Access, origin: &std::sync::Arc<OriginEntry>, headers: &HeaderMap) -> Result<(), Error> {
+    let Some(source) = headers.get("x-amz-copy-source") else { return Ok(()) };
+    let source = source.to_str().map_err(|_| Error::InvalidArgument("x-amz-copy-source is not ASCII".into()))?;
+    let (bucket, _) = crate::authz::parse_copy_source(source).map_err(|m| Error::InvalidArgument(m.into()))?;
+    if std::sync::Arc::ptr_eq(access.origin_for(Some(&bucket)), origin) {
+        Ok(())
+    } else {
+        Err(Error::InvalidRequest(
+            "The copy source lives on another origin than the destination; copy it with a GET and a PUT".into(),
+        ))
+    }
+}
+
+/// How much of one origin's ListBuckets answer is read (10,000 buckets fit).
+const LIST_BUCKETS_LIMIT: usize = 8 << 20;
+
+/// ListBuckets across every origin: each origin's own answer (signed with its
+/// key), keeping the buckets routed to it that `rules` let the key list
+/// (all, without rules), merged into one ListAllMyBucketsResult whose owner
+/// is the default origin's. A key that may list nothing gets an empty list.
+async fn list_buckets(
+    state: &AppState,
+    access: &Access,
+    verified: &VerifiedRequest,
+    parts: &http::request::Parts,
+    rules: Option<&Rules>,
+    ex: &mut Exchange,
+) -> Result<Response<ProxyBody>, Error> {
+    use http_body_util::BodyExt;
+    let now = state.0.clock.now();
+    let sent = Instant::now();
+    let one = |origin: std::sync::Arc<crate::access::OriginEntry>| async move {
+        let out = origin.signer().resign(verified, &parts.method, &parts.headers, now)?;
+        let resp = state.forwarder(&origin.origin).send(out, OutBody::empty(), None).await?;
+        let status = resp.status();
+        let body = http_body_util::Limited::new(resp.into_body(), LIST_BUCKETS_LIMIT)
+            .collect()
+            .await
+            .map_err(|_| Error::OriginUnreachable("An origin's bucket list could not be read".into()))?
+            .to_bytes();
+        if !status.is_success() {
+            tracing::warn!(origin = %origin.name, status = status.as_u16(), body = %String::from_utf8_lossy(&body[..body.len().min(512)]), "ListBuckets failed at an origin");
+            return Err(Error::OriginRefused(
+                format!("An origin answered ListBuckets with {}; the proxy's log has the details", status.as_u16())
+                    .into(),
+            ));
+        }
+        let list = crate::authz::parse_list_buckets(&body).map_err(|m| {
+            tracing::warn!(origin = %origin.name, error = %m, "an origin's ListBuckets answer is not S3 XML");
+            Error::OriginUnreachable("An origin's bucket list is not S3 XML".into())
+        })?;
+        Ok::<_, Error>((origin, list))
+    };
+    let lists = futures_util::future::try_join_all(access.origins().iter().cloned().map(one)).await?;
+    ex.origin_answered(200, sent.elapsed());
+    let mut merged = BucketList::default();
+    for (origin, list) in lists {
+        if std::sync::Arc::ptr_eq(&origin, access.default_origin()) {
+            (merged.owner_id, merged.owner_name) = (list.owner_id, list.owner_name);
+        }
+        for (name, date) in list.buckets {
+            // Only where its route leads: a bucket of the same name elsewhere is unreachable.
+            let routed_here = std::sync::Arc::ptr_eq(access.origin_for(Some(&name)), &origin);
+            if routed_here && rules.is_none_or(|r| r.lists_bucket(&name)) {
+                merged.buckets.push((name, date));
+            }
+        }
+    }
+    let xml = crate::authz::render_list_buckets(&merged);
+    let mut resp = Response::new(ProxyBody::from(Body::from(xml)));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+    Ok(resp)
 }
 
 /// Origin error codes that are about the proxy's own signature or
@@ -290,42 +399,74 @@ async fn healthz(state: &AppState, head: bool, draining: bool) -> Response {
         state.metrics().set_health(HealthState::Draining);
         return health_response(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#.into(), head);
     }
-    let cfg = &state.0.config;
+    let access = state.access();
     let probe = state
         .0
         .health
         .get(|| async {
-            let probe = async {
-                let out = state.signer().sign_probe(&cfg.healthcheck_path, state.0.clock.now())?;
-                state.0.forwarder.send(out, OutBody::empty(), None).await
-            };
-            match tokio::time::timeout(Duration::from_secs(2), probe).await {
-                Ok(Ok(resp)) => Some(resp.status()),
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "health probe failed");
-                    None
-                }
-                Err(_) => {
-                    tracing::warn!("health probe timed out");
-                    None
-                }
-            }
+            let probes = access.origins().iter().map(|o| async {
+                let started = Instant::now();
+                let status = probe_origin(state, o).await;
+                let default = std::sync::Arc::ptr_eq(o, access.default_origin());
+                OriginProbe { name: o.name.clone(), default, status, latency: started.elapsed() }
+            });
+            futures_util::future::join_all(probes).await
         })
         .await;
-    let ok = probe.origin_status.is_some_and(|s| {
-        let c = s.as_u16();
-        (200..500).contains(&c) && c != 401 && c != 403 || c == 501
-    });
-    state.metrics().set_health(if ok { HealthState::Ok } else { HealthState::Nok });
-    let body = serde_json::json!({
-        "status": if ok { "ok" } else { "nok" },
-        "origin_status": probe.origin_status.map(|s| s.as_u16()),
-        "latency_ms": probe.latency.as_secs_f64() * 1000.0,
+    let ok = |s: Option<StatusCode>| {
+        s.is_some_and(|s| {
+            let c = s.as_u16();
+            (200..500).contains(&c) && c != 401 && c != 403 || c == 501
+        })
+    };
+    let default = probe.origins.iter().find(|p| p.default);
+    let healthy = default.is_some_and(|p| ok(p.status));
+    state.metrics().set_health(if healthy { HealthState::Ok } else { HealthState::Nok });
+    let mut body = serde_json::json!({
+        "status": if healthy { "ok" } else { "nok" },
+        "origin_status": default.and_then(|p| p.status).map(|s| s.as_u16()),
+        "latency_ms": default.map_or(0.0, |p| p.latency.as_secs_f64() * 1000.0),
         "age_ms": probe.done.elapsed().as_millis() as u64,
-    })
-    .to_string();
-    let status = if ok { StatusCode::OK } else { StatusCode::from_u16(450).unwrap_or(StatusCode::SERVICE_UNAVAILABLE) };
-    health_response(status, body, head)
+    });
+    if probe.origins.len() > 1 {
+        let each: serde_json::Map<String, serde_json::Value> = probe
+            .origins
+            .iter()
+            .map(|p| {
+                let v = serde_json::json!({
+                    "status": if ok(p.status) { "ok" } else { "nok" },
+                    "origin_status": p.status.map(|s| s.as_u16()),
+                    "latency_ms": p.latency.as_secs_f64() * 1000.0,
+                    "default": p.default,
+                });
+                (p.name.clone(), v)
+            })
+            .collect();
+        body["origins"] = serde_json::Value::Object(each);
+    }
+    let status =
+        if healthy { StatusCode::OK } else { StatusCode::from_u16(450).unwrap_or(StatusCode::SERVICE_UNAVAILABLE) };
+    health_response(status, body.to_string(), head)
+}
+
+/// HEAD an origin's healthcheck path, signed with its key; None when it
+/// cannot be reached within 2 s.
+async fn probe_origin(state: &AppState, o: &crate::access::OriginEntry) -> Option<StatusCode> {
+    let probe = async {
+        let out = o.signer().sign_probe(&o.healthcheck_path, state.0.clock.now())?;
+        state.forwarder(&o.origin).send(out, OutBody::empty(), None).await
+    };
+    match tokio::time::timeout(Duration::from_secs(2), probe).await {
+        Ok(Ok(resp)) => Some(resp.status()),
+        Ok(Err(e)) => {
+            tracing::warn!(origin = %o.name, error = %e, "health probe failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(origin = %o.name, "health probe timed out");
+            None
+        }
+    }
 }
 
 fn health_response(status: StatusCode, body: String, head: bool) -> Response {

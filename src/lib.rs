@@ -37,8 +37,11 @@
 //! workers) and [`access_log`] record every request when its response ends.
 //! [`sigv4`] is the pure core: no HTTP stack, no clock.
 
+pub mod access;
 pub mod access_log;
 pub mod addressing;
+pub mod authorize;
+pub mod authz;
 pub mod chunked;
 pub mod config;
 #[cfg(feature = "demo")]
@@ -50,6 +53,7 @@ pub mod handler;
 pub mod headers;
 pub mod intake;
 pub mod metrics;
+pub mod reload;
 pub mod resign;
 pub mod server;
 pub mod sigv2;

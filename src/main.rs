@@ -101,8 +101,14 @@ fn serve(log: &LogGuard) -> ExitCode {
         .tls
         .as_ref()
         .and_then(|tls| tls.watch().map_err(|e| tracing::error!(error = %e, "TLS certificate reload is off")).ok());
+    // SIGHUP and file changes reload ACCESS_FILE; without the watcher the
+    // file read at start stays in force.
+    let _access_reloader =
+        config.access.watch().map_err(|e| tracing::error!(error = %e, "ACCESS_FILE reload is off")).ok().flatten();
     let listen = listener.local_addr().unwrap_or(config.listen);
-    tracing::info!(tls = config.tls.is_some(), listen = %listen, origin = %format_args!("{}://{}", config.origin.scheme(), config.origin.authority()), region = %config.region, workers = config.workers, "s3-resign-proxy started");
+    let access = config.access.load();
+    let origin = access.default_origin();
+    tracing::info!(tls = config.tls.is_some(), listen = %listen, origin = %format_args!("{}://{}", origin.origin.scheme(), origin.origin.authority()), region = %origin.region, origins = access.origins().len(), access_file = ?config.access.file(), workers = config.workers, "s3-resign-proxy started");
     let workers = config.workers;
     // The workers share one /healthz cache and one set of metrics.
     let state = AppState::with_metrics(config, metrics);

@@ -339,7 +339,7 @@ fn bad_origin() -> Error {
 mod tests {
     use super::*;
     use crate::sigv4::{AmzDate, CanonicalRequest, KeyCache, StringToSign};
-    use crate::verify::{VerifyContext, verify};
+    use crate::verify::{SingleKey, VerifyContext, verify};
     use http::Uri;
     use std::time::Duration;
 
@@ -418,8 +418,11 @@ mod tests {
             signed,
         );
         let keys = KeyCache::new(b"csk");
-        let ctx =
-            VerifyContext { access_key: "CAK", secret: b"csk", keys: &keys, now, max_skew: Duration::from_secs(900) };
+        let ctx = VerifyContext {
+            keys: &SingleKey { access_key: "CAK", secret: b"csk", keys: &keys },
+            now,
+            max_skew: Duration::from_secs(900),
+        };
         let v = verify(&m, &uri, &h, &ctx).expect("verifies");
         let origin = Origin::new(http::uri::Scheme::HTTP, "origin.internal:9000".parse().unwrap()).unwrap();
         let okeys = KeyCache::new(b"osk");
@@ -474,8 +477,11 @@ mod tests {
         // The client's own token is dropped: the origin gets the proxy's.
         let (m, uri, h, now) = client_request(&[("x-amz-security-token", "client-token")], signed);
         let keys = KeyCache::new(b"csk");
-        let ctx =
-            VerifyContext { access_key: "CAK", secret: b"csk", keys: &keys, now, max_skew: Duration::from_secs(900) };
+        let ctx = VerifyContext {
+            keys: &SingleKey { access_key: "CAK", secret: b"csk", keys: &keys },
+            now,
+            max_skew: Duration::from_secs(900),
+        };
         let v = verify(&m, &uri, &h, &ctx).expect("verifies");
         let origin = Origin::new(http::uri::Scheme::HTTP, "origin.internal:9000".parse().unwrap()).unwrap();
         let okeys = KeyCache::new(b"osk");

@@ -10,11 +10,10 @@ use http::StatusCode;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::access::Access;
+use crate::config::{Config, Origin};
 use crate::forward::Forwarder;
 use crate::metrics::{Metrics, Shard};
-use crate::resign::Signer;
-use crate::sigv4::KeyCache;
 
 /// The clock, injected so tests can move time.
 pub trait Clock: Send + Sync + 'static {
@@ -31,11 +30,8 @@ impl Clock for SystemClock {
 
 pub(crate) struct Inner {
     pub(crate) config: Config,
-    pub(crate) client_keys: KeyCache,
-    pub(crate) origin_keys: KeyCache,
-    pub(crate) forwarder: Forwarder,
-    /// ORIGIN_SESSION_TOKEN as a sensitive header value, made once.
-    pub(crate) origin_token: Option<http::HeaderValue>,
+    /// This worker's connection pools, one per origin.
+    pub(crate) forwarders: Forwarders,
     pub(crate) clock: Arc<dyn Clock>,
     /// Shared by [`AppState::sibling`]s, so all workers share one probe.
     pub(crate) health: Arc<HealthCache>,
@@ -79,20 +75,7 @@ impl AppState {
     fn build(config: Config, clock: Arc<dyn Clock>, health: Arc<HealthCache>, metrics: Arc<Metrics>) -> Self {
         let shard = metrics.shard();
         Self(Arc::new(Inner {
-            client_keys: KeyCache::new(config.client_secret_key.expose().as_bytes()),
-            origin_keys: KeyCache::new(config.origin_secret_key.expose().as_bytes()),
-            forwarder: Forwarder::new(
-                &config.origin,
-                config.origin_ca.as_deref(),
-                config.connect_timeout,
-                config.read_timeout,
-            )
-            .with_metrics(shard.clone()),
-            origin_token: config.origin_session_token.as_ref().and_then(|t| {
-                let mut v = http::HeaderValue::from_str(t.expose()).ok()?;
-                v.set_sensitive(true);
-                Some(v)
-            }),
+            forwarders: Forwarders { pools: Mutex::default(), shard: shard.clone() },
             config,
             clock,
             health,
@@ -110,26 +93,56 @@ impl AppState {
         &self.0.shard
     }
 
-    pub(crate) fn signer(&self) -> Signer<'_> {
-        let c = &self.0.config;
-        Signer {
-            origin: &c.origin,
-            style: c.addressing.origin_style,
-            access_key: &c.origin_access_key,
-            keys: &self.0.origin_keys,
-            region: &c.region,
-            session_token: self.0.origin_token.as_ref(),
-        }
+    /// The keys, rules, origins and routes now (a request keeps what it took).
+    pub fn access(&self) -> Arc<Access> {
+        self.0.config.access.load()
+    }
+
+    /// This worker's way to `origin`.
+    pub(crate) fn forwarder(&self, origin: &Origin) -> Arc<Forwarder> {
+        self.0.forwarders.get(origin, &self.0.config)
     }
 }
 
-/// One origin probe's outcome, as `/healthz` reports it.
+/// A worker's connection pools, one per origin, made on first use (an
+/// origin added by a reload gets its own; connections to one removed idle
+/// out).
+pub(crate) struct Forwarders {
+    pools: Mutex<Vec<(Origin, Arc<Forwarder>)>>,
+    shard: Arc<Shard>,
+}
+
+impl Forwarders {
+    fn get(&self, origin: &Origin, config: &Config) -> Arc<Forwarder> {
+        let mut pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, f)) = pools.iter().find(|(o, _)| o == origin) {
+            return f.clone();
+        }
+        let f = Arc::new(
+            Forwarder::new(origin, config.origin_ca.as_deref(), config.connect_timeout, config.read_timeout)
+                .with_metrics(self.shard.clone()),
+        );
+        pools.push((origin.clone(), f.clone()));
+        f
+    }
+}
+
+/// One health check's probes of every origin, as `/healthz` reports them.
 #[derive(Debug)]
 pub(crate) struct Probe {
-    /// None: unreachable or timed out.
-    pub(crate) origin_status: Option<StatusCode>,
-    pub(crate) latency: Duration,
+    pub(crate) origins: Vec<OriginProbe>,
     pub(crate) done: Instant,
+}
+
+/// One origin's probe.
+#[derive(Debug)]
+pub(crate) struct OriginProbe {
+    pub(crate) name: String,
+    /// The origin requests without a bucket route go to.
+    pub(crate) default: bool,
+    /// None: unreachable or timed out.
+    pub(crate) status: Option<StatusCode>,
+    pub(crate) latency: Duration,
 }
 
 /// The `/healthz` cache: a probe answers every check for HEALTH_CACHE_MS, and
@@ -180,7 +193,7 @@ impl HealthCache {
     /// (`probe` runs only then).
     pub(crate) async fn get<F>(&self, probe: impl FnOnce() -> F) -> Arc<Probe>
     where
-        F: Future<Output = Option<StatusCode>>,
+        F: Future<Output = Vec<OriginProbe>>,
     {
         let mut probe = Some(probe);
         loop {
@@ -211,9 +224,8 @@ impl HealthCache {
                     // A check leads at most once, so `probe` is still here.
                     let Some(probe) = probe.take() else { continue };
                     let gone = LeaderGone(self, n);
-                    let started = Instant::now();
-                    let origin_status = probe().await;
-                    let p = Arc::new(Probe { origin_status, latency: started.elapsed(), done: Instant::now() });
+                    let origins = probe().await;
+                    let p = Arc::new(Probe { origins, done: Instant::now() });
                     self.lock().last = Some(p.clone());
                     drop(gone);
                     let _ = tx.send(Some(p.clone()));

@@ -12,7 +12,6 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::Duration;
 
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -22,10 +21,6 @@ use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig};
 use sha2::{Digest, Sha256};
 use tokio_rustls::TlsAcceptor;
-
-/// A renewal writes two files, often in several steps: reload once the
-/// directory has been quiet this long.
-const DEBOUNCE: Duration = Duration::from_millis(500);
 
 /// Why a certificate, key or CA bundle did not load. Names the file, never
 /// its contents.
@@ -151,121 +146,19 @@ impl Tls {
     }
 
     /// Reloads on SIGHUP and when a file in TLS_CERT's or TLS_KEY's directory
-    /// changes (directories, not files: renewals replace files by rename, and
-    /// Kubernetes swaps a symlinked directory). Runs on a thread of its own
-    /// until the returned guard is dropped.
+    /// changes ([`crate::reload::watch`]), until the returned guard is dropped.
     pub fn watch(self: &Arc<Self>) -> io::Result<Reloader> {
-        use notify::Watcher;
-        let (tx, events) = tokio::sync::mpsc::unbounded_channel::<()>();
-        let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| match ev {
-            Ok(ev) if is_change(&ev.kind) => {
-                let _ = tx.send(());
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "TLS certificate watch error"),
-        })
-        .map_err(io::Error::other)?;
-        let mut dirs: Vec<PathBuf> = Vec::with_capacity(2);
-        for p in [&self.cert_path, &self.key_path] {
-            let dir = match p.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-                _ => PathBuf::from("."),
-            };
-            if !dirs.contains(&dir) {
-                watcher.watch(&dir, notify::RecursiveMode::NonRecursive).map_err(io::Error::other)?;
-                dirs.push(dir);
-            }
-        }
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        // Registered before this returns, so a SIGHUP from now on reloads
-        // (and never takes the default action, which ends the process).
-        #[cfg(unix)]
-        let hup = {
-            let _in_rt = rt.enter();
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?
-        };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let tls = self.clone();
-        let thread = std::thread::Builder::new().name("s3rp-tls-reload".into()).spawn(move || {
-            let _watcher = watcher;
-            #[cfg(unix)]
-            rt.block_on(reload_loop(&tls, events, stopped, hup));
-            #[cfg(not(unix))]
-            rt.block_on(reload_loop(&tls, events, stopped));
-        })?;
+        let (reloader, dirs) =
+            crate::reload::watch("s3rp-tls-reload", &[&self.cert_path, &self.key_path], move |trigger| {
+                let _ = tls.reload_and_log(trigger);
+            })?;
         tracing::info!(dirs = ?dirs, "TLS certificates reload on SIGHUP and on file changes");
-        Ok(Reloader { stop: Some(stop), thread: Some(thread) })
+        Ok(reloader)
     }
 }
 
-/// Stops the reload thread of [`Tls::watch`] when dropped.
-pub struct Reloader {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Reloader {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// A write, create, rename or remove; not a read (reloading reads the files).
-fn is_change(kind: &notify::EventKind) -> bool {
-    use notify::event::{AccessKind, AccessMode, EventKind};
-    match kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-        EventKind::Access(_) => false,
-        _ => true,
-    }
-}
-
-async fn reload_loop(
-    tls: &Tls,
-    mut events: tokio::sync::mpsc::UnboundedReceiver<()>,
-    mut stopped: tokio::sync::oneshot::Receiver<()>,
-    #[cfg(unix)] mut hup: tokio::signal::unix::Signal,
-) {
-    #[cfg(not(unix))]
-    let mut hup = Never;
-    loop {
-        tokio::select! {
-            _ = &mut stopped => return,
-            Some(()) = hup.recv() => {
-                let _ = tls.reload_and_log("SIGHUP");
-            }
-            ev = events.recv() => {
-                if ev.is_none() {
-                    return;
-                }
-                loop {
-                    tokio::select! {
-                        _ = &mut stopped => return,
-                        more = tokio::time::timeout(DEBOUNCE, events.recv()) => match more {
-                            Ok(Some(())) => continue,
-                            Ok(None) => return,
-                            Err(_) => break,
-                        },
-                    }
-                }
-                let _ = tls.reload_and_log("file change");
-            }
-        }
-    }
-}
-
-#[cfg(not(unix))]
-struct Never;
-
-#[cfg(not(unix))]
-impl Never {
-    async fn recv(&mut self) -> Option<()> {
-        std::future::pending().await
-    }
-}
+pub use crate::reload::Reloader;
 
 fn read(var: &str, path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|e| TlsError(format!("cannot read {var} {}: {e}", path.display())))
@@ -395,17 +288,6 @@ impl rustls::client::danger::ServerCertVerifier for Pinned {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_are_not_changes() {
-        use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RemoveKind};
-        assert!(!is_change(&EventKind::Access(AccessKind::Open(AccessMode::Any))));
-        assert!(!is_change(&EventKind::Access(AccessKind::Close(AccessMode::Read))));
-        assert!(is_change(&EventKind::Access(AccessKind::Close(AccessMode::Write))));
-        assert!(is_change(&EventKind::Create(CreateKind::File)));
-        assert!(is_change(&EventKind::Modify(ModifyKind::Any)));
-        assert!(is_change(&EventKind::Remove(RemoveKind::File)));
-    }
 
     #[test]
     fn errors_name_the_file() {

@@ -32,14 +32,56 @@ const X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
 const X_AMZ_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-amz-content-sha256");
 const X_AMZ_DECODED_CONTENT_LENGTH: HeaderName = HeaderName::from_static("x-amz-decoded-content-length");
 
-/// What a verifier needs besides the request. The clock is injected.
+/// What a verifier needs besides the request: the keys it accepts and the
+/// time. The clock is injected.
 pub struct VerifyContext<'a> {
-    pub access_key: &'a str,
+    pub keys: &'a dyn ClientKeys,
+    pub now: OffsetDateTime,
+    pub max_skew: Duration,
+}
+
+/// One secret a client key signs with, and its cache of derived SigV4 keys.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientSecret<'a> {
     /// For SigV2, which signs with the secret itself rather than a derived key.
     pub secret: &'a [u8],
     pub keys: &'a KeyCache,
-    pub now: OffsetDateTime,
-    pub max_skew: Duration,
+}
+
+/// The secrets a key may sign with at a moment: its current one, and during a
+/// rotation window its previous one.
+#[derive(Debug, Clone, Copy)]
+pub struct Secrets<'a> {
+    pub current: ClientSecret<'a>,
+    pub previous: Option<ClientSecret<'a>>,
+}
+
+impl<'a> Secrets<'a> {
+    fn each(&self) -> impl Iterator<Item = ClientSecret<'a>> {
+        std::iter::once(self.current).chain(self.previous)
+    }
+}
+
+/// The client keys a verifier accepts: the whole access key is looked up
+/// (never a prefix), in O(1) for a keyring of any size.
+pub trait ClientKeys: Sync {
+    /// The secrets of `access_key` valid at `now`; None for an unknown key.
+    fn secrets(&self, access_key: &str, now: OffsetDateTime) -> Option<Secrets<'_>>;
+}
+
+/// One key and its secret: tests, benchmarks, embedding.
+pub struct SingleKey<'a> {
+    pub access_key: &'a str,
+    pub secret: &'a [u8],
+    pub keys: &'a KeyCache,
+}
+
+impl ClientKeys for SingleKey<'_> {
+    fn secrets(&self, access_key: &str, _now: OffsetDateTime) -> Option<Secrets<'_>> {
+        // The key is not secret, so a plain comparison is fine.
+        (access_key == self.access_key)
+            .then_some(Secrets { current: ClientSecret { secret: self.secret, keys: self.keys }, previous: None })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +118,8 @@ pub struct VerifiedRequest {
     hoisted: Vec<(HeaderName, HeaderValue)>,
     /// The bucket the signed host names (virtual-hosted style), if any.
     bucket: Option<Box<str>>,
+    /// The client key whose signature verified.
+    access_key: Box<str>,
 }
 
 /// [`VerifiedRequest`] without its signed headers (known once the signature is checked).
@@ -113,7 +157,15 @@ impl Parts {
     fn verified(mut self, kind: AuthKind, signed_headers: &str, body: BodyClaim) -> VerifiedRequest {
         self.text.truncate(self.ends[2]);
         self.text.push_str(signed_headers);
-        VerifiedRequest { kind, parts: self.text, ends: self.ends, body, hoisted: Vec::new(), bucket: None }
+        VerifiedRequest {
+            kind,
+            parts: self.text,
+            ends: self.ends,
+            body,
+            hoisted: Vec::new(),
+            bucket: None,
+            access_key: Box::default(),
+        }
     }
 }
 
@@ -163,6 +215,10 @@ impl VerifiedRequest {
     /// canonical URI is then the key's path within it.
     pub fn bucket(&self) -> Option<&str> {
         self.bucket.as_deref()
+    }
+    /// The client key that signed it (its rules apply; the access log names it).
+    pub fn access_key(&self) -> &str {
+        &self.access_key
     }
 }
 
@@ -293,12 +349,9 @@ fn check_connection(headers: &HeaderMap, signed: impl Fn(&str) -> bool) -> Resul
 
 type Msg = std::borrow::Cow<'static, str>;
 
-fn check_access_key(cred: &Credential<'_>, ctx: &VerifyContext<'_>) -> Result<(), Error> {
-    // Whole-key match; the key is not secret, so a plain comparison is fine.
-    if cred.access_key != ctx.access_key {
-        return Err(Error::InvalidAccessKeyId(cred.access_key.to_owned()));
-    }
-    Ok(())
+/// The secrets of the whole access key, or InvalidAccessKeyId.
+fn client_secrets<'c>(access_key: &str, ctx: &VerifyContext<'c>) -> Result<Secrets<'c>, Error> {
+    ctx.keys.secrets(access_key, ctx.now).ok_or_else(|| Error::InvalidAccessKeyId(access_key.to_owned()))
 }
 
 fn unsigned_amz_headers(headers: &HeaderMap, signed: &[&str]) -> Result<(), Error> {
@@ -326,12 +379,12 @@ struct Claim<'a> {
 /// share: the service is `s3` (the parser already checked the terminator),
 /// the whole access key is ours, and the scope's date is the request's date.
 /// `malformed` makes the error of the request's kind.
-fn check_credential(
+fn check_credential<'c>(
     cred: &Credential<'_>,
     date: &AmzDate,
-    ctx: &VerifyContext<'_>,
+    ctx: &VerifyContext<'c>,
     malformed: fn(Msg) -> Error,
-) -> Result<(), Error> {
+) -> Result<Secrets<'c>, Error> {
     if cred.service != "s3" {
         return Err(malformed(
             format!(
@@ -341,7 +394,7 @@ fn check_credential(
             .into(),
         ));
     }
-    check_access_key(cred, ctx)?;
+    let secrets = client_secrets(cred.access_key, ctx)?;
     if cred.date != date.date() {
         return Err(malformed(
             format!(
@@ -352,7 +405,7 @@ fn check_credential(
             .into(),
         ));
     }
-    Ok(())
+    Ok(secrets)
 }
 
 /// The headers of the client's request as the canonical request reads them:
@@ -365,25 +418,29 @@ fn client_headers<'h>(
     (header_pairs(headers), host.host().map(|h| ("host", h)))
 }
 
-/// Checks the client's signature over the canonical request `creq` describes.
+/// Checks the client's signature over the canonical request `creq` describes,
+/// with each of the key's secrets (the current one first).
 fn check_signature<Q: FnOnce(&mut Vec<u8>)>(
     creq: CanonicalParts<'_, Q>,
     claim: &Claim<'_>,
-    ctx: &VerifyContext<'_>,
+    secrets: &Secrets<'_>,
 ) -> Result<SigningKey, Error> {
     let Claim { cred, date, signature } = *claim;
     let scope = Scope { date: cred.date, region: cred.region, service: cred.service };
-    let checked = ctx.keys.with_prepared(cred.date, cred.region, |key| {
-        with_text(|text| {
-            push_canonical_request(text, creq);
-            let computed = sign_canonical_request(key, date, scope, text);
-            // As `SigningKey::verify_hex`: a hex signature in any case, compared in constant time.
-            if unhex32(signature.as_bytes()).is_some_and(|want| bool::from(computed.ct_eq(&want))) {
-                Ok(key.key())
-            } else {
-                Err(text.clone())
+    let want = unhex32(signature.as_bytes());
+    let checked = with_text(|text| {
+        push_canonical_request(text, creq);
+        for s in secrets.each() {
+            let found = s.keys.with_prepared(cred.date, cred.region, |key| {
+                let computed = sign_canonical_request(key, date, scope, text);
+                // As `SigningKey::verify_hex`: a hex signature in any case, compared in constant time.
+                want.is_some_and(|want| bool::from(computed.ct_eq(&want))).then(|| key.key())
+            });
+            if let Some(key) = found {
+                return Ok(key);
             }
-        })
+        }
+        Err(text.clone())
     });
     match checked {
         Ok(key) => Ok(key),
@@ -415,7 +472,7 @@ fn verify_header(
         headers.get(X_AMZ_DATE).and_then(|v| v.to_str().ok()).and_then(AmzDate::parse).ok_or_else(|| {
             Error::AccessDenied("AWS authentication requires a valid Date or X-Amz-Date header".into())
         })?;
-    check_credential(&cred, &date, ctx, Error::AuthorizationHeaderMalformed)?;
+    let secrets = check_credential(&cred, &date, ctx, Error::AuthorizationHeaderMalformed)?;
     let skew = (ctx.now - date.datetime()).unsigned_abs();
     if skew > ctx.max_skew {
         return Err(Error::RequestTimeTooSkewed {
@@ -458,7 +515,7 @@ fn verify_header(
         signed_headers: &auth.signed_headers,
         payload_hash: payload_text,
     };
-    let key = check_signature(creq, &Claim { cred: &cred, date: &date, signature: auth.signature }, ctx)?;
+    let key = check_signature(creq, &Claim { cred: &cred, date: &date, signature: auth.signature }, &secrets)?;
     let decoded_length = check_payload(method, headers, payload)?;
     let chunk_seed = payload.has_chunk_signatures().then(|| ChunkSeed {
         signing_key: key,
@@ -467,7 +524,9 @@ fn verify_header(
         seed_signature: auth.signature.to_ascii_lowercase(),
     });
     let body = BodyClaim { hash: payload, decoded_length, chunk_seed };
-    Ok(parts.verified(AuthKind::HeaderV4, auth.signed_headers.as_str(), body))
+    let mut v = parts.verified(AuthKind::HeaderV4, auth.signed_headers.as_str(), body);
+    v.access_key = cred.access_key.into();
+    Ok(v)
 }
 
 /// Request-level checks on the payload mode, before any body byte is read;
@@ -532,7 +591,7 @@ fn verify_presigned(
     }
     let p = PresignedV4::parse(|n| query.get(n)).map_err(|m| Error::AuthorizationQueryParametersError(m.into()))?;
     let cred = p.credential;
-    check_credential(&cred, &p.date, ctx, Error::AuthorizationQueryParametersError)?;
+    let secrets = check_credential(&cred, &p.date, ctx, Error::AuthorizationQueryParametersError)?;
     let signed_at = p.date.datetime();
     if signed_at - ctx.now > ctx.max_skew {
         return Err(Error::AccessDenied("Request is not valid yet".into()));
@@ -571,11 +630,12 @@ fn verify_presigned(
         signed_headers: &p.signed_headers,
         payload_hash: payload_text,
     };
-    check_signature(creq, &Claim { cred: &cred, date: &p.date, signature: p.signature }, ctx)?;
+    check_signature(creq, &Claim { cred: &cred, date: &p.date, signature: p.signature }, &secrets)?;
     check_payload(method, headers, payload)?;
     let body = BodyClaim { hash: payload, decoded_length: None, chunk_seed: None };
     let mut v = parts.verified(AuthKind::PresignedV4, p.signed_headers.as_str(), body);
     v.hoisted = hoisted;
+    v.access_key = cred.access_key.into();
     Ok(v)
 }
 
@@ -782,9 +842,7 @@ fn verify_v2(
             ));
         }
     }
-    if access_key != ctx.access_key {
-        return Err(Error::InvalidAccessKeyId(access_key.to_owned()));
-    }
+    let secrets = client_secrets(access_key, ctx)?;
     // Borrow-checker friendly: the strings above borrow `pairs`/`headers`.
     let (access_key, signature) = (access_key.to_owned(), signature.into_owned());
     let req = sigv2::V2Request {
@@ -796,7 +854,7 @@ fn verify_v2(
         bucket: host.bucket(),
     };
     let sts = sigv2::StringToSign::new(&req);
-    if !sigv2::verify(ctx.secret, &sts, &signature) {
+    if !secrets.each().any(|s| sigv2::verify(s.secret, &sts, &signature)) {
         return Err(Error::SignatureDoesNotMatch {
             access_key,
             signature_provided: signature,
@@ -826,5 +884,7 @@ fn verify_v2(
     signed.sort_unstable();
     signed.dedup();
     let parts = Parts::new(uri.path(), uri.query().unwrap_or(""), query, is_auth, 0);
-    Ok(parts.verified(kind, &signed.join(";"), body))
+    let mut v = parts.verified(kind, &signed.join(";"), body);
+    v.access_key = access_key.into();
+    Ok(v)
 }

@@ -21,7 +21,7 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use proptest::prelude::*;
 use s3_resign_proxy::sigv4::{KeyCache, canonical_uri};
-use s3_resign_proxy::verify::{AuthKind, VerifyContext, verify};
+use s3_resign_proxy::verify::{AuthKind, SingleKey, VerifyContext, verify};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -337,13 +337,8 @@ fn run_verify(
     view: &(Method, Uri, HeaderMap),
 ) -> Result<s3_resign_proxy::verify::VerifiedRequest, s3_resign_proxy::error::Error> {
     let keys = KeyCache::new(SECRET.as_bytes());
-    let ctx = VerifyContext {
-        access_key: ACCESS_KEY,
-        secret: SECRET.as_bytes(),
-        keys: &keys,
-        now: r.now(),
-        max_skew: MAX_SKEW,
-    };
+    let key = SingleKey { access_key: ACCESS_KEY, secret: SECRET.as_bytes(), keys: &keys };
+    let ctx = VerifyContext { keys: &key, now: r.now(), max_skew: MAX_SKEW };
     verify(&view.0, &view.1, &view.2, &ctx)
 }
 

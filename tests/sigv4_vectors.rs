@@ -19,7 +19,7 @@ use s3_resign_proxy::sigv4::{
     AmzDate, AuthorizationV4, CanonicalRequest, Credential, KeyCache, PresignedV4, Query, SignedHeaders, SigningKey,
     StringToSign, canonical_uri,
 };
-use s3_resign_proxy::verify::{VerifyContext, verify};
+use s3_resign_proxy::verify::{SingleKey, VerifyContext, verify};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -665,14 +665,12 @@ fn load_s3_cases() -> Vec<S3Case> {
         .collect()
 }
 
-fn ctx<'a>(c: &'a S3Case, keys: &'a KeyCache, now: OffsetDateTime) -> VerifyContext<'a> {
-    VerifyContext {
-        access_key: c.access_key(),
-        secret: c.secret().as_bytes(),
-        keys,
-        now,
-        max_skew: Duration::from_secs(15 * 60),
-    }
+fn single<'a>(c: &'a S3Case, keys: &'a KeyCache) -> SingleKey<'a> {
+    SingleKey { access_key: c.access_key(), secret: c.secret().as_bytes(), keys }
+}
+
+fn ctx<'a>(key: &'a SingleKey<'a>, now: OffsetDateTime) -> VerifyContext<'a> {
+    VerifyContext { keys: key, now, max_skew: Duration::from_secs(15 * 60) }
 }
 
 #[track_caller]
@@ -702,6 +700,7 @@ fn s3_examples_verify_and_match_expected_values() {
         let name = &c.name;
         assert_eq!(c.s("/service"), "s3");
         let keys = KeyCache::new(c.secret().as_bytes());
+        let key = single(c, &keys);
         let now = c.now();
         let method = c.method();
         let headers = c.headers();
@@ -720,7 +719,7 @@ fn s3_examples_verify_and_match_expected_values() {
             let uri = c.uri(&path);
 
             // The full verifier accepts the request as sent.
-            let ok = verify(&method, &uri, &headers, &ctx(c, &keys, now));
+            let ok = verify(&method, &uri, &headers, &ctx(&key, now));
             assert!(ok.is_ok(), "{label}: verify() must accept the vector, got {:?}", ok.unwrap_err());
             accepted += 1;
 
@@ -746,7 +745,7 @@ fn s3_examples_verify_and_match_expected_values() {
             let abs: Uri = format!("https://{host}{}", uri.path_and_query().unwrap()).parse().unwrap();
             let mut h2 = headers.clone();
             h2.remove("host");
-            let ok = verify(&method, &abs, &h2, &ctx(c, &keys, now));
+            let ok = verify(&method, &abs, &h2, &ctx(&key, now));
             assert!(ok.is_ok(), "{label}: verify() over :authority must accept, got {:?}", ok.unwrap_err());
             accepted += 1;
 
@@ -761,7 +760,7 @@ fn s3_examples_verify_and_match_expected_values() {
             };
             assert_code(
                 &format!("{label} sig tamper"),
-                verify(&method, &u, &h, &ctx(c, &keys, now)),
+                verify(&method, &u, &h, &ctx(&key, now)),
                 403,
                 "SignatureDoesNotMatch",
             );
@@ -778,7 +777,7 @@ fn s3_examples_verify_and_match_expected_values() {
                 h.insert(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(&t).unwrap());
                 assert_code(
                     &format!("{label} header {name} tamper"),
-                    verify(&method, &uri, &h, &ctx(c, &keys, now)),
+                    verify(&method, &uri, &h, &ctx(&key, now)),
                     403,
                     "SignatureDoesNotMatch",
                 );
@@ -788,7 +787,7 @@ fn s3_examples_verify_and_match_expected_values() {
             // One-byte tamper of the path.
             assert_code(
                 &format!("{label} path tamper"),
-                verify(&method, &tamper_path(&uri), &headers, &ctx(c, &keys, now)),
+                verify(&method, &tamper_path(&uri), &headers, &ctx(&key, now)),
                 403,
                 "SignatureDoesNotMatch",
             );
@@ -798,14 +797,15 @@ fn s3_examples_verify_and_match_expected_values() {
             let other = if method == Method::GET { Method::HEAD } else { Method::GET };
             assert_code(
                 &format!("{label} method"),
-                verify(&other, &uri, &headers, &ctx(c, &keys, now)),
+                verify(&other, &uri, &headers, &ctx(&key, now)),
                 403,
                 "SignatureDoesNotMatch",
             );
             rejected += 1;
 
             // Wrong access key.
-            let wrong = VerifyContext { access_key: "AKIAIOSFODNN7EXAMPLX", ..ctx(c, &keys, now) };
+            let wrong_key = SingleKey { access_key: "AKIAIOSFODNN7EXAMPLX", ..single(c, &keys) };
+            let wrong = ctx(&wrong_key, now);
             assert_code(
                 &format!("{label} access key"),
                 verify(&method, &uri, &headers, &wrong),
@@ -816,9 +816,10 @@ fn s3_examples_verify_and_match_expected_values() {
 
             // Wrong secret: same request, other key.
             let other_keys = KeyCache::new(b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEZ");
+            let other_key = single(c, &other_keys);
             assert_code(
                 &format!("{label} secret"),
-                verify(&method, &uri, &headers, &ctx(c, &other_keys, now)),
+                verify(&method, &uri, &headers, &ctx(&other_key, now)),
                 403,
                 "SignatureDoesNotMatch",
             );
@@ -828,13 +829,13 @@ fn s3_examples_verify_and_match_expected_values() {
                 let expires = Query::parse(uri.query().unwrap()).get("X-Amz-Expires").unwrap().parse::<u64>().unwrap();
                 assert_eq!(expires, 86400);
                 // Still valid one second before expiry...
-                let r = verify(&method, &uri, &headers, &ctx(c, &keys, now + Duration::from_secs(expires - 1)));
+                let r = verify(&method, &uri, &headers, &ctx(&key, now + Duration::from_secs(expires - 1)));
                 assert!(r.is_ok(), "{label}: valid just before expiry, got {:?}", r.unwrap_err());
                 accepted += 1;
                 // ...and expired after.
                 assert_code(
                     &format!("{label} expired"),
-                    verify(&method, &uri, &headers, &ctx(c, &keys, now + Duration::from_secs(expires + 1))),
+                    verify(&method, &uri, &headers, &ctx(&key, now + Duration::from_secs(expires + 1))),
                     403,
                     "AccessDenied",
                 );
@@ -844,26 +845,26 @@ fn s3_examples_verify_and_match_expected_values() {
                 let mut h = headers.clone();
                 let a = h.get("authorization").unwrap().to_str().unwrap().replace(",", ", ");
                 h.insert("authorization", HeaderValue::from_str(&a).unwrap());
-                let r = verify(&method, &uri, &h, &ctx(c, &keys, now));
+                let r = verify(&method, &uri, &h, &ctx(&key, now));
                 assert!(r.is_ok(), "{label}: ', ' separators must verify, got {:?}", r.unwrap_err());
                 accepted += 1;
                 // 16 minutes off either way is outside the 15-minute window.
                 let shift = Duration::from_secs(16 * 60);
                 assert_code(
                     &format!("{label} +16min"),
-                    verify(&method, &uri, &headers, &ctx(c, &keys, now + shift)),
+                    verify(&method, &uri, &headers, &ctx(&key, now + shift)),
                     403,
                     "RequestTimeTooSkewed",
                 );
                 assert_code(
                     &format!("{label} -16min"),
-                    verify(&method, &uri, &headers, &ctx(c, &keys, now - shift)),
+                    verify(&method, &uri, &headers, &ctx(&key, now - shift)),
                     403,
                     "RequestTimeTooSkewed",
                 );
                 rejected += 2;
                 // Within the skew window it still verifies.
-                let r = verify(&method, &uri, &headers, &ctx(c, &keys, now + Duration::from_secs(14 * 60)));
+                let r = verify(&method, &uri, &headers, &ctx(&key, now + Duration::from_secs(14 * 60)));
                 assert!(r.is_ok(), "{label}: +14 min is within skew, got {:?}", r.unwrap_err());
                 accepted += 1;
                 // An unsigned x-amz-* header (cf. post-sts-header-after) is refused.
@@ -871,7 +872,7 @@ fn s3_examples_verify_and_match_expected_values() {
                 h.insert("x-amz-security-token", HeaderValue::from_static("AQoDYXdzEPT"));
                 assert_code(
                     &format!("{label} unsigned x-amz-*"),
-                    verify(&method, &uri, &h, &ctx(c, &keys, now)),
+                    verify(&method, &uri, &h, &ctx(&key, now)),
                     403,
                     "AccessDenied",
                 );

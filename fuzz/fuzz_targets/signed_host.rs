@@ -37,7 +37,7 @@ fuzz_target!(|input: Input| {
         trusted_proxies: "127.0.0.0/8",
         ..Default::default()
     };
-    let policy = Addressing::from_settings(&settings, &origin).unwrap();
+    let policy = Addressing::from_settings(&settings).unwrap();
     // Intake has already refused a Host that is not visible ASCII.
     if !input.host.iter().all(|b| (0x20..0x7f).contains(b)) {
         return;

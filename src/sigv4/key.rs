@@ -151,7 +151,8 @@ const CACHE_SIZE: usize = 16;
 
 impl KeyCache {
     pub fn new(secret: &[u8]) -> Self {
-        Self { secret: secret.to_vec(), entries: RwLock::new(Vec::with_capacity(CACHE_SIZE)) }
+        // Empty until used: a keyring of 10,000 keys holds no derived keys it never needs.
+        Self { secret: secret.to_vec(), entries: RwLock::new(Vec::new()) }
     }
 
     /// `date` is `YYYYMMDD`; the service is always `s3`.

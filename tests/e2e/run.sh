@@ -2,7 +2,7 @@
 # End-to-end tests of s3-resign-proxy with real S3 clients against an s3s-fs origin.
 #
 #   tests/e2e/run.sh                 all groups
-#   tests/e2e/run.sh smoke js        only these groups (smoke awscli boto3 s3cmd rclone js minio-go hostile vanity cdn pool tls)
+#   tests/e2e/run.sh smoke js        only these groups (smoke awscli boto3 s3cmd rclone js minio-go hostile vanity cdn pool access tls)
 #   E2E_DIRECT=1 tests/e2e/run.sh    clients talk straight to s3s-fs with the origin credentials (no proxy)
 #
 # Other knobs: E2E_CACHE (default ~/.cache/s3rp-e2e), E2E_KEEP=1 (keep the scratch dir),
@@ -20,7 +20,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 CACHE=${E2E_CACHE:-$HOME/.cache/s3rp-e2e}
 DIRECT=${E2E_DIRECT:-0}
-ALL_GROUPS=(smoke awscli boto3 s3cmd rclone js minio-go hostile vanity cdn pool tls) # tls last: it stops and restarts the origin
+ALL_GROUPS=(smoke awscli boto3 s3cmd rclone js minio-go hostile vanity cdn pool access tls) # tls last: it stops and restarts the origin
 GROUP_TIMEOUT=${E2E_GROUP_TIMEOUT:-300}
 export DEBIAN_FRONTEND=noninteractive
 
@@ -231,6 +231,7 @@ needs_for() {
     vanity) echo python curl node s3cmd ;;
     cdn) echo python nginx haproxy ;;
     pool) echo python haproxy ;;
+    access) echo python ;;
   esac
 }
 
@@ -498,6 +499,7 @@ group_exec() {
     vanity) exec python3 "$HERE/vanity_test.py" ;;
     cdn) exec python3 "$HERE/cdn_test.py" ;;
     pool) exec python3 "$HERE/pool_test.py" ;;
+    access) exec python3 "$HERE/access_test.py" ;;
   esac
 }
 export -f group_exec
