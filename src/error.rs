@@ -77,6 +77,16 @@ pub enum Error {
     MalformedXML(Msg),
     /// The body does not match its Content-MD5.
     BadDigest,
+    /// A POST form's policy is not a valid policy document.
+    InvalidPolicyDocument(Msg),
+    /// A POST upload over its policy's content-length-range.
+    EntityTooLarge,
+    /// A POST upload under its policy's content-length-range.
+    EntityTooSmall,
+    /// A POST form upload whose body is not multipart/form-data.
+    MalformedPOSTRequest(Msg),
+    /// The fields before a POST form's file part are over 20 KiB.
+    MaxPostPreDataLengthExceeded,
 }
 
 /// How much of a canonical request or string to sign an error body echoes:
@@ -117,6 +127,11 @@ impl Error {
             Self::HostNotAllowed(_) => (StatusCode::BAD_REQUEST, "InvalidRequest"),
             Self::MalformedXML(_) => (StatusCode::BAD_REQUEST, "MalformedXML"),
             Self::BadDigest => (StatusCode::BAD_REQUEST, "BadDigest"),
+            Self::InvalidPolicyDocument(_) => (StatusCode::BAD_REQUEST, "InvalidPolicyDocument"),
+            Self::EntityTooLarge => (StatusCode::BAD_REQUEST, "EntityTooLarge"),
+            Self::EntityTooSmall => (StatusCode::BAD_REQUEST, "EntityTooSmall"),
+            Self::MalformedPOSTRequest(_) => (StatusCode::BAD_REQUEST, "MalformedPOSTRequest"),
+            Self::MaxPostPreDataLengthExceeded => (StatusCode::BAD_REQUEST, "MaxPostPreDataLengthExceeded"),
         }
     }
 
@@ -143,6 +158,11 @@ impl Error {
             Self::InvalidBucketName(_) => "The specified bucket is not valid.".into(),
             Self::HostNotAllowed(_) => "The request was signed for a host this endpoint does not serve.".into(),
             Self::BadDigest => "The Content-MD5 you specified did not match what we received.".into(),
+            Self::EntityTooLarge => "Your proposed upload exceeds the maximum allowed size".into(),
+            Self::EntityTooSmall => "Your proposed upload is smaller than the minimum allowed size".into(),
+            Self::MaxPostPreDataLengthExceeded => {
+                "Your POST request fields preceeding the upload file was too large.".into()
+            }
             Self::AccessDenied(m)
             | Self::AuthorizationHeaderMalformed(m)
             | Self::AuthorizationQueryParametersError(m)
@@ -156,7 +176,9 @@ impl Error {
             | Self::OriginUnreachable(m)
             | Self::OriginTimeout(m)
             | Self::OriginRefused(m)
-            | Self::MalformedXML(m) => Cow::Borrowed(m),
+            | Self::MalformedXML(m)
+            | Self::InvalidPolicyDocument(m)
+            | Self::MalformedPOSTRequest(m) => Cow::Borrowed(m),
         }
     }
 
@@ -206,6 +228,11 @@ impl Error {
             | Self::OriginRefused(_)
             | Self::MalformedXML(_)
             | Self::BadDigest
+            | Self::InvalidPolicyDocument(_)
+            | Self::EntityTooLarge
+            | Self::EntityTooSmall
+            | Self::MalformedPOSTRequest(_)
+            | Self::MaxPostPreDataLengthExceeded
             | Self::RequestTimeout => {}
         }
     }

@@ -134,6 +134,9 @@ async fn proxy(
     // The host the signature must cover, and the bucket it names.
     let host = cfg.addressing.signed_host(peer, &parts.uri, &parts.headers).map_err(|e| (e, false))?;
     ex.set_bucket(host.bucket());
+    if crate::post_upload::is_form_upload(parts) {
+        return crate::post_upload::handle(state, &access, parts, &host, body, ex).await;
+    }
     let verified = verify_for_host(&parts.method, &parts.uri, &parts.headers, &host, &ctx).map_err(|e| (e, false))?;
     ex.verified(verified.access_key());
     let rules = access.key(verified.access_key()).and_then(ClientKey::rules);
@@ -298,7 +301,7 @@ const ORIGIN_ERROR_PEEK: usize = 64 << 10;
 /// own [`Error::OriginRefused`], its body logged at debug; every other
 /// response streams through as it came (a 4xx body read to find its code is
 /// sent first, then the rest).
-async fn screen_origin_error(
+pub(crate) async fn screen_origin_error(
     parts: &http::response::Parts,
     body: forward::OriginBody,
     head: bool,
