@@ -239,7 +239,8 @@ async fn origin_etag(headers: &http::HeaderMap, body: crate::forward::OriginBody
         .split_once("<ETag>")
         .and_then(|(_, r)| r.split_once("</ETag>"))
         .map(|(e, _)| e.trim().replace("&quot;", "\"").replace("&#34;", "\""));
-    from_xml.or(header)
+    // S3's ETag is quoted; s3s-fs 0.14's PostResponse leaves the quotes out.
+    from_xml.or(header).filter(|e| !e.is_empty()).map(|e| if e.starts_with('"') { e } else { format!("\"{e}\"") })
 }
 
 /// S3's answer to a stored form upload.
