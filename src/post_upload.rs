@@ -150,10 +150,10 @@ async fn upload(
     let key = post_policy::object_key(&fields, file.file_name())?;
     let policy = Policy::from_base64(auth.policy())?;
     post_policy::check(&policy, &fields, bucket, &key, now)?;
-    if let Some(rules) = access.key(auth.access_key()).and_then(ClientKey::rules) {
-        if !rules.allows(&Check { action: Action::Write, bucket, key: &key }) {
-            return Err(Error::AccessDenied("Access Denied".into()));
-        }
+    if let Some(rules) = access.key(auth.access_key()).and_then(ClientKey::rules)
+        && !rules.allows(&Check { action: Action::Write, bucket, key: &key })
+    {
+        return Err(Error::AccessDenied("Access Denied".into()));
     }
     let range = policy.content_length_range();
 

@@ -12,6 +12,9 @@ use serde_json::{Value, json};
 
 const BUCKET: &str = "forms";
 
+/// Form fields in order.
+type Form = Vec<(String, String)>;
+
 fn hmac256(key: &[u8], msg: &[u8]) -> Vec<u8> {
     let mut m = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
     m.update(msg);
@@ -45,7 +48,7 @@ fn presigned_post(
         .format(time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z"))
         .unwrap();
     let policy = STANDARD.encode(json!({"expiration": exp, "conditions": conds}).to_string());
-    let mut k = hmac256(format!("AWS4{sk}").as_bytes(), date[..8].as_bytes());
+    let mut k = hmac256(format!("AWS4{sk}").as_bytes(), &date.as_bytes()[..8]);
     for part in ["us-east-1", "s3", "aws4_request"] {
         k = hmac256(&k, part.as_bytes());
     }
@@ -215,7 +218,7 @@ async fn v2_policy_form_is_accepted() {
 #[tokio::test]
 async fn each_violation_is_refused_and_stores_nothing() {
     let h = setup().await;
-    let mut cases: Vec<(&str, Vec<(String, String)>, u16, &str)> = vec![
+    let mut cases: Vec<(&str, Form, u16, &str)> = vec![
         ("wrong secret", presigned_post("k", &[], vec![], 3600, "not-the-secret"), 403, "SignatureDoesNotMatch"),
         ("expired", presigned_post("k", &[], vec![], -5, CSK), 403, "AccessDenied"),
         ("extra field", presigned_post("k", &[("x-amz-meta-extra", "1")], vec![], 3600, CSK), 403, "AccessDenied"),
