@@ -365,3 +365,26 @@ fn presigned_post_for(ak: &str, sk: &str, key: &str) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// A form with no credential is anonymous: refused by the proxy by default;
+/// with ANONYMOUS_ACCESS=forward it goes to the origin unsigned, whose own
+/// verdict comes back (s3s-fs refuses anonymous writes). Nothing is stored.
+#[tokio::test]
+async fn an_anonymous_form_is_refused_or_forwarded_unsigned() {
+    let fields = vec![("key".to_owned(), "anon.txt".to_owned())];
+    let h = setup().await;
+    let r = post(&h, form(&fields, "anon.txt", b"anonymous")).await;
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    assert_eq!(status, 403);
+    assert!(text.contains("Anonymous access is not allowed through this proxy"), "{text}");
+
+    let h = Harness::start_with(|v| set_var(v, "ANONYMOUS_ACCESS", "forward"), None).await;
+    h.origin().create_bucket().bucket(BUCKET).send().await.unwrap();
+    let r = post(&h, form(&fields, "anon.txt", b"anonymous")).await;
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("AccessDenied") && !text.contains("through this proxy"), "the origin's own refusal: {text}");
+    assert!(stored(&h).is_empty(), "{:?}", stored(&h));
+}
