@@ -748,7 +748,12 @@ mod tests {
 
     fn rule(origins: &[&str], methods: &[&str], headers: &[&str]) -> CorsRule {
         let v = |s: &[&str]| s.iter().map(|x| (*x).to_owned()).collect();
-        CorsRule { allowed_origins: v(origins), allowed_methods: v(methods), allowed_headers: v(headers), ..Default::default() }
+        CorsRule {
+            allowed_origins: v(origins),
+            allowed_methods: v(methods),
+            allowed_headers: v(headers),
+            ..Default::default()
+        }
     }
 
     #[test]

@@ -165,8 +165,10 @@ async fn anonymous_writes_are_403_and_store_nothing() {
         assert_eq!((status, code.as_str()), (403, "AccessDenied"), "anonymous {what}");
     }
     // An HTML form with no signature fields is anonymous too.
-    let form = reqwest::multipart::Form::new().text("key", "form").part("file", reqwest::multipart::Part::bytes(&b"f"[..]));
-    let (status, code) = status_code(h.post(o.url("/pub1")).multipart(form).send().await.unwrap()).await;
+    let form = "--B\r\ncontent-disposition: form-data; name=\"key\"\r\n\r\nform\r\n\
+                --B\r\ncontent-disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\nf\r\n--B--\r\n";
+    let post = h.post(o.url("/pub1")).header("content-type", "multipart/form-data; boundary=B").body(form);
+    let (status, code) = status_code(post.send().await.unwrap()).await;
     assert_eq!((status, code.as_str()), (403, "AccessDenied"), "anonymous POST form");
 
     assert_eq!(files(o.dir.path()), before, "the origin's directory is unchanged");
@@ -195,8 +197,9 @@ async fn signed_requests_are_checked_as_before() {
     assert_eq!(c.list_buckets().send().await.unwrap().buckets().len(), 2);
 
     // A bad signature is refused, never downgraded to anonymous, even for a
-    // read the public bucket would grant.
-    for (ak, sk, want) in [(OAK, "wrong-secret", "SignatureDoesNotMatch"), ("NOSUCHKEY", OSK, "InvalidAccessKeyId")] {
+    // read the public bucket would grant. (s3s answers an unknown key with
+    // NotSignedUp where S3 says InvalidAccessKeyId.)
+    for (ak, sk, want) in [(OAK, "wrong-secret", "SignatureDoesNotMatch"), ("NOSUCHKEY", OSK, "NotSignedUp")] {
         let bad = s3_client(&o.url(""), ak, sk);
         let err = bad.get_object().bucket(PRIVATE).key("s").send().await.unwrap_err();
         assert_eq!(err.into_service_error().meta().code(), Some(want), "{ak}/{sk} private");
@@ -238,12 +241,24 @@ async fn put_cors(c: &aws_sdk_s3::Client, bucket: &str, rules: Vec<CorsRule>) {
 /// The rules the CORS tests use on `pub1`.
 fn app_rules() -> Vec<CorsRule> {
     vec![
-        cors_rule(&["http://app.test"], &["PUT", "GET"], &["content-type", "x-amz-*"], &["ETag", "x-amz-request-id"], Some(600)),
+        cors_rule(
+            &["http://app.test"],
+            &["PUT", "GET"],
+            &["content-type", "x-amz-*"],
+            &["ETag", "x-amz-request-id"],
+            Some(600),
+        ),
         cors_rule(&["http://*.wild.test"], &["GET"], &[], &[], None),
     ]
 }
 
-async fn preflight(o: &Origin, path: &str, origin: Option<&str>, method: Option<&str>, headers: Option<&str>) -> reqwest::Response {
+async fn preflight(
+    o: &Origin,
+    path: &str,
+    origin: Option<&str>,
+    method: Option<&str>,
+    headers: Option<&str>,
+) -> reqwest::Response {
     let mut r = http().request(reqwest::Method::OPTIONS, o.url(path));
     if let Some(v) = origin {
         r = r.header("origin", v);
@@ -270,14 +285,19 @@ async fn put_bucket_cors_then_preflights_are_allowed_or_refused_from_the_rules()
     let o = Origin::start().await;
     let c = o.signed();
     // No rules yet: S3's "not enabled" answer.
-    let (status, code, message, _) = refused(preflight(&o, "/pub1/k", Some("http://app.test"), Some("GET"), None).await).await;
-    assert_eq!((status, code.as_str(), message.as_str()), (403, "AccessForbidden", "CORSResponse: CORS is not enabled for this bucket."));
+    let (status, code, message, _) =
+        refused(preflight(&o, "/pub1/k", Some("http://app.test"), Some("GET"), None).await).await;
+    assert_eq!(
+        (status, code.as_str(), message.as_str()),
+        (403, "AccessForbidden", "CORSResponse: CORS is not enabled for this bucket.")
+    );
 
     put_cors(&c, PUBLIC, app_rules()).await;
     let got = c.get_bucket_cors().bucket(PUBLIC).send().await.unwrap();
     assert_eq!(got.cors_rules(), app_rules().as_slice(), "GetBucketCors gives back what was put");
 
-    let r = preflight(&o, "/pub1/new.txt", Some("http://app.test"), Some("PUT"), Some("Content-Type, X-Amz-Date")).await;
+    let r =
+        preflight(&o, "/pub1/new.txt", Some("http://app.test"), Some("PUT"), Some("Content-Type, X-Amz-Date")).await;
     assert_eq!(r.status(), 200);
     for (name, want) in [
         ("access-control-allow-origin", "http://app.test"),
@@ -292,7 +312,10 @@ async fn put_bucket_cors_then_preflights_are_allowed_or_refused_from_the_rules()
     assert!(header(&r, "vary").is_some_and(|v| v.contains("Origin")));
     // One `*` in AllowedOrigin; no Max-Age when the rule has none.
     let r = preflight(&o, "/pub1", Some("http://a.b.wild.test"), Some("GET"), None).await;
-    assert_eq!((r.status().as_u16(), header(&r, "access-control-allow-origin")), (200, Some("http://a.b.wild.test".into())));
+    assert_eq!(
+        (r.status().as_u16(), header(&r, "access-control-allow-origin")),
+        (200, Some("http://a.b.wild.test".into()))
+    );
     assert_eq!(header(&r, "access-control-max-age"), None);
 
     let not_allowed = "CORSResponse: This CORS request is not allowed.";
@@ -304,7 +327,8 @@ async fn put_bucket_cors_then_preflights_are_allowed_or_refused_from_the_rules()
         ("http://app.test", "PUT", Some("content-type, x-custom"), "header"),
         ("http://x.wild.test", "GET", Some("range"), "header of the wildcard rule"),
     ] {
-        let (status, code, message, has_cors) = refused(preflight(&o, "/pub1/k", Some(origin), Some(method), headers).await).await;
+        let (status, code, message, has_cors) =
+            refused(preflight(&o, "/pub1/k", Some(origin), Some(method), headers).await).await;
         assert_eq!((status, code.as_str(), has_cors), (403, "AccessForbidden", false), "{why}");
         assert!(message.starts_with(not_allowed), "{why}: {message}");
     }
@@ -315,10 +339,12 @@ async fn put_bucket_cors_then_preflights_are_allowed_or_refused_from_the_rules()
         let (status, code, message, _) = refused(preflight(&o, "/pub1/k", origin, method, None).await).await;
         assert_eq!((status, code.as_str(), message.as_str()), (400, "BadRequest", want));
     }
-    let (status, _, message, _) = refused(preflight(&o, "/nosuchbucket/k", Some("http://app.test"), Some("GET"), None).await).await;
+    let (status, _, message, _) =
+        refused(preflight(&o, "/nosuchbucket/k", Some("http://app.test"), Some("GET"), None).await).await;
     assert_eq!((status, message.as_str()), (403, "CORSResponse: Bucket not found"));
     // Rules are per bucket.
-    let (status, _, message, _) = refused(preflight(&o, "/priv1/k", Some("http://app.test"), Some("GET"), None).await).await;
+    let (status, _, message, _) =
+        refused(preflight(&o, "/priv1/k", Some("http://app.test"), Some("GET"), None).await).await;
     assert_eq!((status, message.as_str()), (403, "CORSResponse: CORS is not enabled for this bucket."));
 
     // Another origin over the same directory (or `origin DIR` restarted) has the rules.
@@ -347,7 +373,8 @@ async fn put_bucket_cors_then_preflights_are_allowed_or_refused_from_the_rules()
     c.delete_bucket_cors().bucket(PUBLIC).send().await.unwrap();
     let err = c.get_bucket_cors().bucket(PUBLIC).send().await.unwrap_err();
     assert_eq!(err.into_service_error().meta().code(), Some("NoSuchCORSConfiguration"));
-    let (status, _, message, _) = refused(preflight(&o, "/pub1/k", Some("http://app.test"), Some("GET"), None).await).await;
+    let (status, _, message, _) =
+        refused(preflight(&o, "/pub1/k", Some("http://app.test"), Some("GET"), None).await).await;
     assert_eq!((status, message.as_str()), (403, "CORSResponse: CORS is not enabled for this bucket."));
 }
 
@@ -405,10 +432,16 @@ async fn virtual_hosted_requests_use_the_bucket_in_the_host() {
     put_cors(&c, PUBLIC, app_rules()).await;
 
     let host = format!("{PUBLIC}.{domain}");
-    let r = raw_exchange(addr, &head("GET", "/k", &host, &owned(&[("origin", "http://app.test"), ("connection", "close")])), b"").await;
+    let r = raw_exchange(
+        addr,
+        &head("GET", "/k", &host, &owned(&[("origin", "http://app.test"), ("connection", "close")])),
+        b"",
+    )
+    .await;
     assert_eq!((r.status, r.body.as_slice()), (200, BODY), "anonymous virtual-hosted GET: {}", r.head);
     assert_eq!(r.header("access-control-allow-origin").as_deref(), Some("http://app.test"));
-    let pre = owned(&[("origin", "http://app.test"), ("access-control-request-method", "PUT"), ("connection", "close")]);
+    let pre =
+        owned(&[("origin", "http://app.test"), ("access-control-request-method", "PUT"), ("connection", "close")]);
     let r = raw_exchange(addr, &head("OPTIONS", "/k", &host, &pre), b"").await;
     assert_eq!((r.status, r.header("access-control-allow-methods")), (200, Some("PUT, GET".into())), "{}", r.head);
     let r = raw_exchange(addr, &head("OPTIONS", "/k", &format!("{PRIVATE}.{domain}"), &pre), b"").await;
