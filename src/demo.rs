@@ -166,7 +166,8 @@ pub async fn serve_origin_with_domain(
 /// `options`, until the task is dropped.
 pub async fn serve_origin_with(listener: TcpListener, root: &Path, options: &OriginOptions) -> Result<(), BoxError> {
     let fs = s3s_fs::FileSystem::new(root).map_err(|e| format!("s3s-fs: {e:?}"))?;
-    let cors = Arc::new(CorsStore { root: root.to_owned(), write: tokio::sync::Mutex::new(()) });
+    // Absolute, as s3s-fs made its own: the rules file stays put if the cwd changes.
+    let cors = Arc::new(CorsStore { root: root.canonicalize()?, write: tokio::sync::Mutex::new(()) });
     let mut b = S3ServiceBuilder::new(CorsFs { fs, cors: cors.clone() });
     b.set_auth(SimpleAuth::from_single(options.access_key.as_str(), options.secret_key.as_str()));
     b.set_access(PublicRead { buckets: options.public_buckets.clone() });
