@@ -56,6 +56,10 @@ impl AnonymousRequest {
     pub fn query(&self) -> &str {
         &self.query
     }
+    /// Forward no query (a preflight for a presigned URL carries that URL's).
+    pub(crate) fn drop_query(&mut self) {
+        self.query.clear();
+    }
     /// The bucket of a virtual-hosted request (its signed host names it).
     pub fn host_bucket(&self) -> Option<&str> {
         self.bucket.as_deref()

@@ -184,12 +184,16 @@ fn vary() -> HeaderValue {
     HeaderValue::from_static("Origin, Access-Control-Request-Method, Access-Control-Request-Headers")
 }
 
-/// Is this a CORS preflight (an `OPTIONS` with `Origin` and
-/// `Access-Control-Request-Method`)?
+/// Is this a CORS preflight: an `OPTIONS` with `Origin` and
+/// `Access-Control-Request-Method`, and no `Authorization` (a browser never
+/// sends credentials with one)? Its query does not matter: a preflight for a
+/// presigned URL carries that URL's query, which signs the actual request,
+/// not the preflight.
 pub fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
     method == Method::OPTIONS
         && headers.contains_key(header::ORIGIN)
         && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        && !headers.contains_key(header::AUTHORIZATION)
 }
 
 #[cfg(test)]

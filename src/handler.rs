@@ -55,7 +55,6 @@ where
     };
     if let Some((policy, origin)) = &cors
         && crate::cors::is_preflight(req.method(), req.headers())
-        && !has_auth(req.headers(), req.uri().query())
     {
         // Answered here, never forwarded.
         let resp = match policy.preflight(req.headers()) {
@@ -148,7 +147,8 @@ where
     // limit, or ambiguous.
     // An unsigned OPTIONS may be forwarded (ANONYMOUS_ACCESS=forward: the
     // origin's bucket CORS answers it); `proxy` decides, after the limits.
-    let unsigned_options = parts.method == Method::OPTIONS && !has_auth(&parts.headers, parts.uri.query());
+    let unsigned_options = parts.method == Method::OPTIONS
+        && (crate::cors::is_preflight(&parts.method, &parts.headers) || !has_auth(&parts.headers, parts.uri.query()));
     let checked = if unsigned_options {
         intake::check_request(&parts.method, &parts.uri, &parts.headers)
     } else {
@@ -198,12 +198,21 @@ async fn proxy(
         // An HTML form upload: its signature is in the form (a POST policy).
         return crate::post_upload::handle(state, &access, parts, &host, body, ex).await;
     }
-    if !has_auth(&parts.headers, parts.uri.query()) {
+    let preflight = crate::cors::is_preflight(&parts.method, &parts.headers);
+    if preflight || !has_auth(&parts.headers, parts.uri.query()) {
         // No credentials at all: forwarded unsigned where ANONYMOUS_ACCESS
         // (or the bucket's entry) says so, else refused as always.
         let policy = |b: Option<&str>| access.bucket_entry(b).and_then(|e| e.anonymous).unwrap_or(cfg.anonymous);
         return match crate::anonymous::admit(&parts.uri, &host, policy) {
-            Some(a) => forward_anonymous(state, &access, &a, parts, len, body, ex).await,
+            Some(mut a) => {
+                if preflight {
+                    // The presigned query of the actual request is not the
+                    // preflight's: the origin's bucket CORS needs only the
+                    // path and headers, and never gets a client signature.
+                    a.drop_query();
+                }
+                forward_anonymous(state, &access, &a, parts, len, body, ex).await
+            }
             None if parts.method == Method::OPTIONS => Err((
                 intake::check_method(&parts.method).err().unwrap_or(Error::AccessDenied("Access Denied".into())),
                 false,

@@ -187,9 +187,13 @@ impl Signer<'_> {
             Some((a, v)) => (a, v),
             None => (self.origin.authority(), self.origin.host()),
         };
-        let mut headers = HeaderMap::with_capacity(2);
+        let mut headers = HeaderMap::with_capacity(3);
         headers.insert(header::HOST, host_value.clone());
         headers.insert(header::CONTENT_TYPE, content_type);
+        // Origins (s3s-fs among them) may answer a chunked form before
+        // reading its end and then close the connection, which a pooled
+        // reuse would hit as a 502: a form upload has the connection to itself.
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         let target = Target { canonical_uri: &route.canonical_uri, canonical_query: "", forward_query: "" };
         let uri = self.origin_uri(authority, &target)?;
         Ok(OriginRequest { method: Method::POST, uri, headers, chunk_seed: None })

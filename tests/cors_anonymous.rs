@@ -202,3 +202,47 @@ async fn a_bucket_entry_allows_anonymous_access_for_its_buckets_only() {
     let r = http.get(format!("{}/private/b.txt", h.endpoint())).header("origin", PAGE).send().await.unwrap();
     assert!(!r.headers().contains_key("access-control-allow-origin"), "no CORS for other buckets");
 }
+
+/// A browser sends its preflight to the full presigned URL, query included:
+/// that query signs the actual request, not the preflight, which is still
+/// answered by the proxy (CORS_*) or forwarded without the query
+/// (ANONYMOUS_ACCESS=forward), never refused as a signed OPTIONS.
+#[tokio::test]
+async fn a_preflight_to_a_presigned_url_is_a_preflight() {
+    let (h, relay) = Harness::start_relayed(|v| set_var(v, "CORS_ALLOWED_ORIGINS", PAGE), false).await;
+    put(&h, "web", "a.txt", b"hello").await;
+    let host = h.proxy_addr.to_string();
+    let target =
+        presign("PUT", &host, "/web/up.bin", &[], std::time::Duration::from_secs(300), std::time::SystemTime::now());
+    let http = reqwest::Client::new();
+    let before = upstream_len(&relay);
+    let pre = |origin: &'static str| {
+        http.request(reqwest::Method::OPTIONS, format!("{}{target}", h.endpoint()))
+            .header("origin", origin)
+            .header("access-control-request-method", "PUT")
+            .send()
+    };
+    let r = pre(PAGE).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["access-control-allow-origin"], PAGE);
+    assert_eq!(pre("http://evil.test").await.unwrap().status(), 403);
+    assert_eq!(upstream_len(&relay), before, "answered here");
+
+    let (h, relay) = Harness::start_relayed(|v| set_var(v, "ANONYMOUS_ACCESS", "forward"), false).await;
+    put(&h, "web", "a.txt", b"hello").await;
+    let host = h.proxy_addr.to_string();
+    let target =
+        presign("PUT", &host, "/web/up.bin", &[], std::time::Duration::from_secs(300), std::time::SystemTime::now());
+    let before = upstream_len(&relay);
+    let r = http
+        .request(reqwest::Method::OPTIONS, format!("{}{target}", h.endpoint()))
+        .header("origin", PAGE)
+        .header("access-control-request-method", "PUT")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status(), 405, "forwarded, not refused as a signed OPTIONS");
+    let up = String::from_utf8_lossy(&relay.upstream.lock().unwrap()[before..]).into_owned();
+    assert!(up.starts_with("OPTIONS /web/up.bin HTTP/1.1\r\n"), "forwarded without the presigned query: {up}");
+    assert!(!up.contains("X-Amz-Signature"), "{up}");
+}
