@@ -98,8 +98,8 @@ impl ClientKey {
 pub struct Access {
     keys: HashMap<String, ClientKey>,
     origins: Vec<Arc<OriginEntry>>,
-    /// Bucket globs, in file order: the first that matches routes the bucket.
-    routes: Vec<(Glob, usize)>,
+    /// Bucket entries, in file order: the first that matches decides.
+    routes: Vec<BucketEntry>,
     default: usize,
 }
 
@@ -143,11 +143,25 @@ impl Access {
     /// The origin `bucket` lives on: the first route that matches, else the
     /// default origin (also for requests with no bucket).
     pub fn origin_for(&self, bucket: Option<&str>) -> &Arc<OriginEntry> {
-        let i = bucket
-            .and_then(|b| self.routes.iter().find(|(g, _)| g.matches(b)).map(|(_, i)| *i))
-            .unwrap_or(self.default);
+        let i = self.bucket_entry(bucket).map_or(self.default, |e| e.origin);
         &self.origins[i]
     }
+
+    /// The first `[[buckets]]` entry that matches `bucket`.
+    pub fn bucket_entry(&self, bucket: Option<&str>) -> Option<&BucketEntry> {
+        let b = bucket?;
+        self.routes.iter().find(|e| e.glob.matches(b))
+    }
+}
+
+/// A `[[buckets]]` entry: the buckets it matches, their origin, and their own
+/// anonymous-access and CORS settings (None: the env's).
+#[derive(Debug)]
+pub struct BucketEntry {
+    glob: Glob,
+    origin: usize,
+    pub anonymous: Option<crate::anonymous::AnonymousAccess>,
+    pub cors: Option<Arc<crate::cors::CorsPolicy>>,
 }
 
 /// A bucket name or a glob (`*` any run of characters, `?` one).
@@ -340,7 +354,10 @@ struct FileOrigin {
 #[serde(deny_unknown_fields)]
 struct FileBucket {
     name: String,
-    origin: String,
+    /// None: the default origin.
+    origin: Option<String>,
+    anonymous: Option<crate::anonymous::AnonymousAccess>,
+    cors: Option<crate::cors::CorsSettings>,
 }
 
 #[derive(Deserialize)]
@@ -500,11 +517,21 @@ fn build(env: &EnvAccess, file: Option<&Path>, vars: &HashMap<String, Secret>) -
     let mut routes = Vec::with_capacity(parsed.buckets.len());
     for b in parsed.buckets {
         let glob = Glob::parse(&b.name).map_err(|e| AccessError(format!("[[buckets]] {e}")))?;
-        let i = origins
-            .iter()
-            .position(|o| o.name == b.origin)
-            .ok_or_else(|| AccessError(format!("[[buckets]] {:?}: unknown origin {:?}", b.name, b.origin)))?;
-        routes.push((glob, i));
+        let origin = match &b.origin {
+            None => default,
+            Some(name) => origins
+                .iter()
+                .position(|o| o.name == *name)
+                .ok_or_else(|| AccessError(format!("[[buckets]] {:?}: unknown origin {name:?}", b.name)))?,
+        };
+        let cors = match &b.cors {
+            None => None,
+            Some(c) => Some(Arc::new(
+                crate::cors::CorsPolicy::from_settings(c, &format!("[[buckets]] {:?} cors", b.name))?
+                    .ok_or_else(|| AccessError(format!("[[buckets]] {:?} cors: allowed_origins is empty", b.name)))?,
+            )),
+        };
+        routes.push(BucketEntry { glob, origin, anonymous: b.anonymous, cors });
     }
     let mut keys = HashMap::with_capacity(parsed.keys.len() + 1);
     if let Some((ak, sk)) = &env.client {

@@ -47,6 +47,18 @@ struct Raw {
     origin_domain: Option<String>,
     #[serde(default)]
     access_file: String,
+    #[serde(default)]
+    cors_allowed_origins: String,
+    #[serde(default)]
+    cors_allowed_methods: String,
+    #[serde(default)]
+    cors_allowed_headers: String,
+    #[serde(default)]
+    cors_expose_headers: String,
+    #[serde(default)]
+    cors_max_age: Option<u64>,
+    #[serde(default)]
+    anonymous_access: String,
     #[serde(default = "default_scheme")]
     origin_scheme: String,
     #[serde(default = "default_region")]
@@ -160,6 +172,11 @@ pub struct Config {
     /// The client keys and their rules, the origins and the bucket routes
     /// (CLIENT_*, ORIGIN_*, ACCESS_FILE); reloadable.
     pub access: Arc<crate::access::AccessStore>,
+    /// CORS_*: the CORS policy of buckets without their own (None: CORS off).
+    pub cors: Option<Arc<crate::cors::CorsPolicy>>,
+    /// ANONYMOUS_ACCESS: what becomes of a request without credentials, for
+    /// buckets without their own setting.
+    pub anonymous: crate::anonymous::AnonymousAccess,
     pub listen: SocketAddr,
     pub max_clock_skew: Duration,
     pub connect_timeout: Duration,
@@ -344,7 +361,21 @@ impl Config {
         let access =
             crate::access::AccessStore::new(crate::access::EnvAccess { client, origin: env_origin }, file, vars)
                 .map_err(|e| ConfigError(e.0))?;
+        let cors = crate::cors::CorsPolicy::from_settings(
+            &crate::cors::CorsSettings {
+                allowed_origins: crate::cors::list(&raw.cors_allowed_origins),
+                allowed_methods: crate::cors::list(&raw.cors_allowed_methods),
+                allowed_headers: crate::cors::list(&raw.cors_allowed_headers),
+                expose_headers: crate::cors::list(&raw.cors_expose_headers),
+                max_age: raw.cors_max_age,
+            },
+            "CORS_*",
+        )?
+        .map(Arc::new);
+        let anonymous = crate::anonymous::AnonymousAccess::parse(&raw.anonymous_access, "ANONYMOUS_ACCESS")?;
         Ok(Self {
+            cors,
+            anonymous,
             access: Arc::new(access),
             tls,
             origin_ca,

@@ -77,6 +77,8 @@ pub enum Error {
     MalformedXML(Msg),
     /// The body does not match its Content-MD5.
     BadDigest,
+    /// A CORS preflight this proxy's CORS policy does not allow.
+    CorsForbidden(Msg),
 }
 
 /// How much of a canonical request or string to sign an error body echoes:
@@ -117,6 +119,7 @@ impl Error {
             Self::HostNotAllowed(_) => (StatusCode::BAD_REQUEST, "InvalidRequest"),
             Self::MalformedXML(_) => (StatusCode::BAD_REQUEST, "MalformedXML"),
             Self::BadDigest => (StatusCode::BAD_REQUEST, "BadDigest"),
+            Self::CorsForbidden(_) => (StatusCode::FORBIDDEN, "AccessForbidden"),
         }
     }
 
@@ -156,7 +159,8 @@ impl Error {
             | Self::OriginUnreachable(m)
             | Self::OriginTimeout(m)
             | Self::OriginRefused(m)
-            | Self::MalformedXML(m) => Cow::Borrowed(m),
+            | Self::MalformedXML(m)
+            | Self::CorsForbidden(m) => Cow::Borrowed(m),
         }
     }
 
@@ -206,6 +210,7 @@ impl Error {
             | Self::OriginRefused(_)
             | Self::MalformedXML(_)
             | Self::BadDigest
+            | Self::CorsForbidden(_)
             | Self::RequestTimeout => {}
         }
     }

@@ -106,6 +106,57 @@ pub struct OutBody {
     progress: Progress,
 }
 
+/// The body of a request forwarded with `Expect: 100-continue` (anonymous
+/// uploads: the origin, not the proxy, decides): it waits for the origin's
+/// `100 Continue` before reading the client's body, or 1 s for an origin that
+/// sends none (as curl waits). Once the origin has answered finally, the
+/// client's body is never read, so the client never gets a `100` for an
+/// upload the origin refused.
+#[derive(Clone, Default)]
+pub struct ContinueGate(Arc<GateState>);
+
+#[derive(Default)]
+struct GateState {
+    /// 0 waiting, 1 open, 2 closed.
+    state: std::sync::atomic::AtomicU8,
+    changed: tokio::sync::Notify,
+}
+
+impl ContinueGate {
+    const WAITING: u8 = 0;
+    const OPEN: u8 = 1;
+    const CLOSED: u8 = 2;
+
+    fn set(&self, to: u8) {
+        if self.0.state.compare_exchange(Self::WAITING, to, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+            self.0.changed.notify_one();
+        }
+    }
+
+    /// Ok once the body may go; Err if the origin answered first.
+    async fn wait(&self) -> Result<(), BoxError> {
+        loop {
+            match self.0.state.load(Ordering::SeqCst) {
+                Self::OPEN => return Ok(()),
+                Self::CLOSED => return Err("the origin answered before the request body was sent".into()),
+                _ => {}
+            }
+            if tokio::time::timeout(Duration::from_secs(1), self.0.changed.notified()).await.is_err() {
+                self.set(Self::OPEN);
+            }
+        }
+    }
+
+    /// The body, held until the gate opens.
+    fn hold(&self, inner: DataStream) -> DataStream {
+        use futures_util::StreamExt;
+        let gate = self.clone();
+        let opened = futures_util::stream::once(async move { gate.wait().await })
+            .filter_map(|r| async move { r.err().map(Err) });
+        Box::pin(opened.chain(inner))
+    }
+}
+
 impl OutBody {
     pub fn empty() -> Self {
         Self { stream: None, len: Some(0), progress: Progress::default() }
@@ -570,7 +621,24 @@ impl Forwarder {
             .authority()
             .cloned()
             .ok_or_else(|| Error::OriginUnreachable("The origin request has no host".into()))?;
+        // Only an unsigned request keeps `Expect` (the signed path verifies
+        // before reading the body, and drops it).
+        let expects_continue =
+            out.headers.get(http::header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        let gate = expects_continue.then(ContinueGate::default);
+        let body = match (&gate, body.stream) {
+            (Some(g), Some(stream)) => OutBody { stream: Some(g.hold(stream)), ..body },
+            (_, stream) => OutBody { stream, ..body },
+        };
         let mut req = Request::new(body);
+        if let Some(g) = &gate {
+            let g = g.clone();
+            hyper::ext::on_informational(&mut req, move |r| {
+                if r.status() == http::StatusCode::CONTINUE {
+                    g.set(ContinueGate::OPEN);
+                }
+            });
+        }
         *req.method_mut() = out.method;
         // Origin-form: the connection already goes to the origin.
         *req.uri_mut() = match out.uri.path_and_query() {
@@ -628,6 +696,10 @@ impl Forwarder {
                 }
             }
         };
+        if let Some(g) = &gate {
+            // The origin's verdict is in: a body not yet started never will be.
+            g.set(ContinueGate::CLOSED);
+        }
         if let Some(e) = failure.and_then(Failure::take) {
             return Err(e);
         }

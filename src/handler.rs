@@ -48,7 +48,59 @@ where
         };
         return resp.map(|b| AccessBody::unlogged(ProxyBody::from(b)));
     }
-    handle(state, peer, req).await
+    // CORS: only a request with an Origin pays for finding its policy.
+    let cors = match req.headers().get(header::ORIGIN) {
+        Some(origin) => cors_policy(&state, peer, &req).map(|p| (p, origin.clone())),
+        None => None,
+    };
+    if let Some((policy, origin)) = &cors
+        && crate::cors::is_preflight(req.method(), req.headers())
+        && !has_auth(req.headers(), req.uri().query())
+    {
+        // Answered here, never forwarded.
+        let resp = match policy.preflight(req.headers()) {
+            Ok(headers) => {
+                let mut resp = Response::new(Body::empty());
+                *resp.headers_mut() = headers;
+                resp
+            }
+            Err(why) => {
+                let e = Error::CorsForbidden(
+                    format!("CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec ({why}).").into(),
+                );
+                let mut resp = e.into_response(request_id().to_str().unwrap_or("0"), false);
+                policy.decorate(origin, resp.headers_mut());
+                resp
+            }
+        };
+        return resp.map(|b| AccessBody::unlogged(ProxyBody::from(b)));
+    }
+    let mut resp = handle(state, peer, req).await;
+    if let Some((policy, origin)) = cors {
+        policy.decorate(&origin, resp.headers_mut());
+    }
+    resp
+}
+
+/// The CORS policy of a request's bucket: its ACCESS_FILE entry's, else
+/// CORS_*'s; None when CORS is off for it.
+fn cors_policy<B>(
+    state: &AppState,
+    peer: Option<IpAddr>,
+    req: &http::Request<B>,
+) -> Option<std::sync::Arc<crate::cors::CorsPolicy>> {
+    let cfg = &state.0.config;
+    let access = state.access();
+    let host = cfg.addressing.signed_host(peer, req.uri(), req.headers()).ok();
+    let mut path = String::new();
+    let bucket = match host.as_ref().and_then(|h| h.bucket()) {
+        Some(b) => Some(b),
+        None => {
+            crate::sigv4::encode::canonical_uri_into(&mut path, req.uri().path());
+            crate::anonymous::first_segment(&path)
+        }
+    };
+    access.bucket_entry(bucket).and_then(|e| e.cors.clone()).or_else(|| cfg.cors.clone())
 }
 
 /// `GET|HEAD /metrics`: every metric, in the Prometheus text format.
@@ -94,7 +146,15 @@ where
     let body = has_body.then(|| SharedBody::new(Body::new(ex.count_body(body)), Failure::default()));
     // Refused before any signature is looked at: not an S3 method, over a
     // limit, or ambiguous.
-    let result = match intake::check(&parts.method, &parts.uri, &parts.headers) {
+    // An unsigned OPTIONS may be forwarded (ANONYMOUS_ACCESS=forward: the
+    // origin's bucket CORS answers it); `proxy` decides, after the limits.
+    let unsigned_options = parts.method == Method::OPTIONS && !has_auth(&parts.headers, parts.uri.query());
+    let checked = if unsigned_options {
+        intake::check_request(&parts.method, &parts.uri, &parts.headers)
+    } else {
+        intake::check(&parts.method, &parts.uri, &parts.headers)
+    };
+    let result = match checked {
         Ok(()) => proxy(&state, peer, &parts, len, body.clone(), &mut ex).await,
         Err(e) => Err((e, false)),
     };
@@ -134,6 +194,22 @@ async fn proxy(
     // The host the signature must cover, and the bucket it names.
     let host = cfg.addressing.signed_host(peer, &parts.uri, &parts.headers).map_err(|e| (e, false))?;
     ex.set_bucket(host.bucket());
+    if !has_auth(&parts.headers, parts.uri.query()) {
+        // No credentials at all: forwarded unsigned where ANONYMOUS_ACCESS
+        // (or the bucket's entry) says so, else refused as always.
+        let policy = |b: Option<&str>| access.bucket_entry(b).and_then(|e| e.anonymous).unwrap_or(cfg.anonymous);
+        return match crate::anonymous::admit(&parts.uri, &host, policy) {
+            Some(a) => forward_anonymous(state, &access, &a, parts, len, body, ex).await,
+            None if parts.method == Method::OPTIONS => Err((
+                intake::check_method(&parts.method).err().unwrap_or(Error::AccessDenied("Access Denied".into())),
+                false,
+            )),
+            None => Err((
+                Error::AccessDenied("Anonymous access is not allowed through this proxy; sign the request".into()),
+                false,
+            )),
+        };
+    }
     let verified = verify_for_host(&parts.method, &parts.uri, &parts.headers, &host, &ctx).map_err(|e| (e, false))?;
     ex.verified(verified.access_key());
     let rules = access.key(verified.access_key()).and_then(ClientKey::rules);
@@ -194,6 +270,34 @@ async fn proxy(
     headers::strip_hop_by_hop(&mut rparts.headers);
     let body = screen_origin_error(&rparts, rbody, parts.method == Method::HEAD).await.map_err(|e| (e, has_body))?;
     Ok(Response::from_parts(rparts, body))
+}
+
+/// An anonymous request, to its bucket's origin unsigned, its body streamed as
+/// it comes; the origin's answer returned as it is (its own 403 included).
+async fn forward_anonymous(
+    state: &AppState,
+    access: &Access,
+    a: &crate::anonymous::AnonymousRequest,
+    parts: &http::request::Parts,
+    len: Option<u64>,
+    body: Option<SharedBody>,
+    ex: &mut Exchange,
+) -> Result<Response<ProxyBody>, (Error, bool)> {
+    let origin = access.origin_for(a.bucket());
+    let out = origin.signer().unsigned(a, &parts.method, &parts.headers).map_err(|e| (e, false))?;
+    let failure = body.as_ref().map(|b| b.failure.clone());
+    let has_body = body.is_some();
+    let out_body = match body {
+        Some(body) => OutBody::new(Box::pin(body), len, Progress::new()),
+        None => OutBody::empty(),
+    };
+    let sent = Instant::now();
+    let resp =
+        state.forwarder(&origin.origin).send(out, out_body, failure.as_ref()).await.map_err(|e| (e, has_body))?;
+    ex.origin_answered(resp.status().as_u16(), sent.elapsed());
+    let (mut rparts, rbody) = resp.into_parts();
+    headers::strip_hop_by_hop(&mut rparts.headers);
+    Ok(Response::from_parts(rparts, ProxyBody::Origin { body: rbody }))
 }
 
 /// A copy (CopyObject, UploadPartCopy) runs at the destination's origin, which

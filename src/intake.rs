@@ -57,6 +57,12 @@ pub fn check_method(method: &Method) -> Result<(), Error> {
 /// The method, limits, ambiguity and framing, in that order; all as received.
 pub fn check(method: &Method, uri: &http::Uri, headers: &HeaderMap) -> Result<(), Error> {
     check_method(method)?;
+    check_request(method, uri, headers)
+}
+
+/// Everything [`check`] does but the method (an unsigned `OPTIONS` that may
+/// be forwarded to the origin's bucket CORS is held to the rest).
+pub fn check_request(method: &Method, uri: &http::Uri, headers: &HeaderMap) -> Result<(), Error> {
     check_limits(uri, headers)?;
     check_target(uri)?;
     check_escapes(uri)?;

@@ -40,10 +40,12 @@
 pub mod access;
 pub mod access_log;
 pub mod addressing;
+pub mod anonymous;
 pub mod authorize;
 pub mod authz;
 pub mod chunked;
 pub mod config;
+pub mod cors;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod drain;

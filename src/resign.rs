@@ -123,6 +123,38 @@ impl Signer<'_> {
         self.finish(out, now)
     }
 
+    /// A request with no credentials, for the origin **unsigned**
+    /// (ANONYMOUS_ACCESS=forward): the client's headers less the dropped ones
+    /// (hop-by-hop, `x-amz-security-token`, the forwarded host…), `Expect`
+    /// kept so the origin gives its own verdict before the body, the origin's
+    /// Host, the path and query as sent (the bucket placed as the origin's
+    /// addressing wants). No Authorization, no token, nothing signed.
+    pub fn unsigned(
+        &self,
+        a: &crate::anonymous::AnonymousRequest,
+        method: &Method,
+        client_headers: &HeaderMap,
+    ) -> Result<OriginRequest, Error> {
+        let has_connection = client_headers.contains_key(header::CONNECTION);
+        let mut headers = HeaderMap::with_capacity(client_headers.len() + 1);
+        for (name, value) in client_headers {
+            let n = name.as_str();
+            let kept = n == "expect" || !(is_dropped(n) || (has_connection && connection_lists(client_headers, n)));
+            if kept {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        let route = route(self.style, self.origin, a.host_bucket(), a.canonical_uri())?;
+        let (authority, host_value) = match &route.authority {
+            Some((a, v)) => (a, v),
+            None => (self.origin.authority(), self.origin.host()),
+        };
+        headers.insert(header::HOST, host_value.clone());
+        let target = Target { canonical_uri: &route.canonical_uri, canonical_query: "", forward_query: a.query() };
+        let uri = self.origin_uri(authority, &target)?;
+        Ok(OriginRequest { method: method.clone(), uri, headers, chunk_seed: None })
+    }
+
     /// The health probe: `HEAD HEALTHCHECK_PATH`, signed with the origin key.
     pub fn sign_probe(&self, path_and_query: &str, now: OffsetDateTime) -> Result<OriginRequest, Error> {
         let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
