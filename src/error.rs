@@ -79,6 +79,16 @@ pub enum Error {
     BadDigest,
     /// A CORS preflight this proxy's CORS policy does not allow.
     CorsForbidden(Msg),
+    /// A POST form's policy is not a valid policy document.
+    InvalidPolicyDocument(Msg),
+    /// A POST upload over its policy's content-length-range.
+    EntityTooLarge,
+    /// A POST upload under its policy's content-length-range.
+    EntityTooSmall,
+    /// A POST form upload whose body is not multipart/form-data.
+    MalformedPOSTRequest(Msg),
+    /// The fields before a POST form's file part are over 20 KiB.
+    MaxPostPreDataLengthExceeded,
 }
 
 /// How much of a canonical request or string to sign an error body echoes:
@@ -120,6 +130,11 @@ impl Error {
             Self::MalformedXML(_) => (StatusCode::BAD_REQUEST, "MalformedXML"),
             Self::BadDigest => (StatusCode::BAD_REQUEST, "BadDigest"),
             Self::CorsForbidden(_) => (StatusCode::FORBIDDEN, "AccessForbidden"),
+            Self::InvalidPolicyDocument(_) => (StatusCode::BAD_REQUEST, "InvalidPolicyDocument"),
+            Self::EntityTooLarge => (StatusCode::BAD_REQUEST, "EntityTooLarge"),
+            Self::EntityTooSmall => (StatusCode::BAD_REQUEST, "EntityTooSmall"),
+            Self::MalformedPOSTRequest(_) => (StatusCode::BAD_REQUEST, "MalformedPOSTRequest"),
+            Self::MaxPostPreDataLengthExceeded => (StatusCode::BAD_REQUEST, "MaxPostPreDataLengthExceeded"),
         }
     }
 
@@ -146,6 +161,11 @@ impl Error {
             Self::InvalidBucketName(_) => "The specified bucket is not valid.".into(),
             Self::HostNotAllowed(_) => "The request was signed for a host this endpoint does not serve.".into(),
             Self::BadDigest => "The Content-MD5 you specified did not match what we received.".into(),
+            Self::EntityTooLarge => "Your proposed upload exceeds the maximum allowed size".into(),
+            Self::EntityTooSmall => "Your proposed upload is smaller than the minimum allowed size".into(),
+            Self::MaxPostPreDataLengthExceeded => {
+                "Your POST request fields preceeding the upload file was too large.".into()
+            }
             Self::AccessDenied(m)
             | Self::AuthorizationHeaderMalformed(m)
             | Self::AuthorizationQueryParametersError(m)
@@ -160,7 +180,9 @@ impl Error {
             | Self::OriginTimeout(m)
             | Self::OriginRefused(m)
             | Self::MalformedXML(m)
-            | Self::CorsForbidden(m) => Cow::Borrowed(m),
+            | Self::CorsForbidden(m)
+            | Self::InvalidPolicyDocument(m)
+            | Self::MalformedPOSTRequest(m) => Cow::Borrowed(m),
         }
     }
 
@@ -211,6 +233,11 @@ impl Error {
             | Self::MalformedXML(_)
             | Self::BadDigest
             | Self::CorsForbidden(_)
+            | Self::InvalidPolicyDocument(_)
+            | Self::EntityTooLarge
+            | Self::EntityTooSmall
+            | Self::MalformedPOSTRequest(_)
+            | Self::MaxPostPreDataLengthExceeded
             | Self::RequestTimeout => {}
         }
     }

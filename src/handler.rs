@@ -194,6 +194,10 @@ async fn proxy(
     // The host the signature must cover, and the bucket it names.
     let host = cfg.addressing.signed_host(peer, &parts.uri, &parts.headers).map_err(|e| (e, false))?;
     ex.set_bucket(host.bucket());
+    if crate::post_upload::is_form_upload(parts) {
+        // An HTML form upload: its signature is in the form (a POST policy).
+        return crate::post_upload::handle(state, &access, parts, &host, body, ex).await;
+    }
     if !has_auth(&parts.headers, parts.uri.query()) {
         // No credentials at all: forwarded unsigned where ANONYMOUS_ACCESS
         // (or the bucket's entry) says so, else refused as always.
@@ -402,7 +406,7 @@ const ORIGIN_ERROR_PEEK: usize = 64 << 10;
 /// own [`Error::OriginRefused`], its body logged at debug; every other
 /// response streams through as it came (a 4xx body read to find its code is
 /// sent first, then the rest).
-async fn screen_origin_error(
+pub(crate) async fn screen_origin_error(
     parts: &http::response::Parts,
     body: forward::OriginBody,
     head: bool,

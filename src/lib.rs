@@ -55,6 +55,8 @@ pub mod handler;
 pub mod headers;
 pub mod intake;
 pub mod metrics;
+pub mod post_policy;
+pub(crate) mod post_upload;
 pub mod reload;
 pub mod resign;
 pub mod server;

@@ -177,6 +177,24 @@ impl Signer<'_> {
         self.finish(out, now)
     }
 
+    /// A browser-form upload (`POST /bucket`, multipart/form-data) toward the
+    /// origin. No Authorization header: the form's own policy signature
+    /// (`post_policy::origin_fields`) is what the origin checks, as S3 does.
+    /// The bucket goes where ORIGIN_ADDRESSING puts it.
+    pub fn post_form(&self, bucket: &str, content_type: HeaderValue) -> Result<OriginRequest, Error> {
+        let route = route(self.style, self.origin, Some(bucket), "/")?;
+        let (authority, host_value) = match route.authority.as_ref() {
+            Some((a, v)) => (a, v),
+            None => (self.origin.authority(), self.origin.host()),
+        };
+        let mut headers = HeaderMap::with_capacity(2);
+        headers.insert(header::HOST, host_value.clone());
+        headers.insert(header::CONTENT_TYPE, content_type);
+        let target = Target { canonical_uri: &route.canonical_uri, canonical_query: "", forward_query: "" };
+        let uri = self.origin_uri(authority, &target)?;
+        Ok(OriginRequest { method: Method::POST, uri, headers, chunk_seed: None })
+    }
+
     /// The headers this signer sets and signs, sorted.
     fn ours(&self) -> &'static [&'static str] {
         if self.session_token.is_some() { &OURS_WITH_TOKEN } else { &OURS }
