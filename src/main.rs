@@ -30,13 +30,18 @@ fn main() -> ExitCode {
         Some("healthcheck") => healthcheck(),
         #[cfg(feature = "demo")]
         Some("demo") => report(runtime().and_then(|rt| rt.block_on(s3_resign_proxy::demo::run_demo()))),
+        // The test origin: s3s-fs checking every signature, with public-read
+        // buckets (ORIGIN_PUBLIC_BUCKETS) and bucket CORS (see demo.rs).
         #[cfg(feature = "demo")]
         Some("origin") => match args.get(1) {
             Some(dir) => report(
                 runtime().and_then(|rt| rt.block_on(s3_resign_proxy::demo::run_origin(std::path::Path::new(dir)))),
             ),
             None => {
-                eprintln!("usage: s3-resign-proxy origin DIR");
+                eprintln!(
+                    "usage: s3-resign-proxy origin DIR \
+                     (env ORIGIN_ACCESS_KEY, ORIGIN_SECRET_KEY, ORIGIN_PUBLIC_BUCKETS=b1,b2, HOST, PORT)"
+                );
                 ExitCode::from(2)
             }
         },
