@@ -549,7 +549,8 @@ generate_presigned_post</p>
     def s5_put_cors():
         c = client(PROXY_ANON)
         c.put_bucket_cors(Bucket=B_PUBLIC, CORSConfiguration={"CORSRules": [{
-            "AllowedOrigins": [page_a], "AllowedMethods": ["GET", "HEAD"], "AllowedHeaders": ["x-brw-check"],
+            "AllowedOrigins": [page_a], "AllowedMethods": ["GET", "HEAD", "PUT"],
+            "AllowedHeaders": ["x-brw-check", "content-type"],
             "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 60}]})
         got = c.get_bucket_cors(Bucket=B_PUBLIC)["CORSRules"]
         assert got and got[0]["AllowedOrigins"] == [page_a], f"GetBucketCors through the proxy: {got}"
@@ -563,6 +564,14 @@ generate_presigned_post</p>
     r5 = b.call("getWithHeader", {"title": "Step 5: unsigned GET with a custom header (bucket CORS preflight)",
                                   "url": pub_url, "headers": {"x-brw-check": "1"}})
     r5img = b.call("showImage", {"title": "Step 5: <img src> of a public object, no signature", "url": pub_url})
+    # the usual S3 setup: bucket CORS and a presigned PUT. Chromium's preflight goes to the presigned URL, query
+    # and all; it carries no credential of its own, so it is forwarded and the bucket's rule answers.
+    text5 = f"bucket CORS presigned PUT {mark('s5put')} " + os.urandom(64).hex()
+    k5 = f"s5/{mark('s5put')}.txt"
+    (put5,) = presign(PROXY_ANON, [{"method": "PUT", "bucket": B_PUBLIC, "key": k5}])
+    c5 = len(b.console)
+    r5put = b.call("putText", {"title": "Step 5: presigned PUT, preflight answered by the bucket's CORS",
+                               "putUrl": put5, "text": text5})
     b.shot("step5-public-bucket-cors")
 
     def s5_fetch():
@@ -573,6 +582,15 @@ generate_presigned_post</p>
         pre = [r for r in WIRE.requests() if r[0].startswith(f"OPTIONS /{B_PUBLIC}/{PUBLIC_PNG_KEY}")]
         assert pre, "no preflight (OPTIONS) reached the origin: who answered it?"
     t.run_test("browser/step5-bucket-cors-answers-chromium-preflight", s5_fetch)
+
+    def s5_presigned_put():
+        assert "error" not in r5put, f"fetch PUT threw {r5put['error']} {cors_errors(b, c5)}"
+        assert r5put["status"] == 200, f"HTTP {r5put['status']}: {r5put['text'][:300]}"
+        assert r5put["etag"] == f'"{md5(text5.encode())}"', f"ETag read from JS: {r5put['etag']!r}"
+        assert_on_disk(B_PUBLIC, k5, text5.encode())
+        pre = [r for r in WIRE.requests() if r[0].startswith(f"OPTIONS /{B_PUBLIC}/{k5}")]
+        assert pre, "no preflight (OPTIONS) reached the origin"
+    t.run_test("browser/step5-bucket-cors-presigned-put-preflight-forwarded", s5_presigned_put)
 
     def s5_img():
         assert r5img["loaded"], f"<img src={pub_url}> did not load: {r5img}"
