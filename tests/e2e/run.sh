@@ -2,7 +2,7 @@
 # End-to-end tests of s3-resign-proxy with real S3 clients against an s3s-fs origin.
 #
 #   tests/e2e/run.sh                 all groups
-#   tests/e2e/run.sh smoke js        only these groups (smoke awscli boto3 s3cmd rclone js minio-go hostile vanity cdn pool access tls)
+#   tests/e2e/run.sh smoke js        only these groups (smoke awscli boto3 s3cmd rclone js minio-go hostile vanity cdn pool access browser tls)
 #   E2E_DIRECT=1 tests/e2e/run.sh    clients talk straight to s3s-fs with the origin credentials (no proxy)
 #
 # Other knobs: E2E_CACHE (default ~/.cache/s3rp-e2e), E2E_KEEP=1 (keep the scratch dir),
@@ -20,7 +20,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 CACHE=${E2E_CACHE:-$HOME/.cache/s3rp-e2e}
 DIRECT=${E2E_DIRECT:-0}
-ALL_GROUPS=(smoke awscli boto3 s3cmd rclone js minio-go hostile vanity cdn pool access tls) # tls last: it stops and restarts the origin
+ALL_GROUPS=(smoke awscli boto3 s3cmd rclone js minio-go hostile vanity cdn pool access browser tls) # tls last: it stops and restarts the origin
 GROUP_TIMEOUT=${E2E_GROUP_TIMEOUT:-300}
 export DEBIAN_FRONTEND=noninteractive
 
@@ -153,6 +153,18 @@ install_node() {
   fi
 }
 
+# Debian's Chromium (no browser can be downloaded: never `playwright install`) and Playwright for Python,
+# which drives it by executable_path; pip keeps the wheel in its cache.
+PLAYWRIGHT_VERSION=1.65.2
+install_browser() {
+  [ -x /usr/bin/chromium ] || apt_install chromium || return 1
+  if ! python3 -c 'import playwright.sync_api' 2>/dev/null; then
+    python3 -m pip install -q "playwright==$PLAYWRIGHT_VERSION" >"$CACHE/pip-playwright.log" 2>&1 ||
+      { tail -5 "$CACHE/pip-playwright.log" >&2; return 1; }
+  fi
+  python3 -c 'import playwright.sync_api'
+}
+
 MINIO_BIN="$CACHE/bin/minio-go-e2e"
 install_minio_go() {
   command -v go >/dev/null || apt_install golang-go || return 1
@@ -209,13 +221,14 @@ mkdir -p "$(dirname "$RESULTS")"
 INSTALL_T0=$(now)
 try_install python install_python
 try_install s3s-fs install_s3sfs
-if want awscli || want boto3 || want tls || want vanity; then try_install curl install_curl; fi
+if want awscli || want boto3 || want tls || want vanity || want browser; then try_install curl install_curl; fi
 if want tls || want cdn || want pool; then try_install haproxy install_haproxy; fi
 install_nginx() { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx; }
 if want cdn; then try_install nginx install_nginx; fi
 if want s3cmd || want vanity; then try_install s3cmd install_s3cmd; fi
 if want rclone; then try_install rclone install_rclone; fi
-if want js || want vanity; then try_install node install_node; fi
+if want js || want vanity || want browser; then try_install node install_node; fi
+if want browser; then try_install browser install_browser; fi
 if want minio-go; then try_install minio-go install_minio_go; fi
 say "# installs checked in $(elapsed "$INSTALL_T0")s"
 
@@ -232,6 +245,7 @@ needs_for() {
     cdn) echo python nginx haproxy ;;
     pool) echo python haproxy ;;
     access) echo python ;;
+    browser) echo python curl node browser ;;
   esac
 }
 
@@ -500,6 +514,7 @@ group_exec() {
     cdn) exec python3 "$HERE/cdn_test.py" ;;
     pool) exec python3 "$HERE/pool_test.py" ;;
     access) exec python3 "$HERE/access_test.py" ;;
+    browser) exec python3 "$HERE/browser_test.py" ;;
   esac
 }
 export -f group_exec
