@@ -626,6 +626,11 @@ impl Forwarder {
         let expects_continue =
             out.headers.get(http::header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
         let gate = expects_continue.then(ContinueGate::default);
+        // A request that asks the origin to close (a form upload, whose body
+        // cannot be replayed) gets a connection of its own: never a pooled one
+        // the origin may be closing, and it is not pooled after.
+        let fresh =
+            out.headers.get(http::header::CONNECTION).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
         let body = match (&gate, body.stream) {
             (Some(g), Some(stream)) => OutBody { stream: Some(g.hold(stream)), ..body },
             (_, stream) => OutBody { stream, ..body },
@@ -649,7 +654,7 @@ impl Forwarder {
         let exchange = async {
             let mut req = req;
             loop {
-                let mut conn = self.checkout(&host).await?;
+                let mut conn = if fresh { self.connect(&host).await? } else { self.checkout(&host).await? };
                 match conn.try_send_request(req).await {
                     Ok(resp) => return Ok((resp, conn)),
                     // A pooled connection the origin closed before this
@@ -706,8 +711,10 @@ impl Forwarder {
         let (resp, conn) = result?;
         let read_timeout = self.read_timeout;
         let pool = self.pool.clone();
-        Ok(resp
-            .map(|b| OriginBody { inner: IdleTimeout::new(b, read_timeout), reuse: Some((conn, pool, host.clone())) }))
+        Ok(resp.map(|b| OriginBody {
+            inner: IdleTimeout::new(b, read_timeout),
+            reuse: (!fresh).then(|| (conn, pool, host.clone())),
+        }))
     }
 }
 
