@@ -170,25 +170,8 @@ async fn upload(
     let token = origin.token.as_ref().and_then(|t| t.to_str().ok());
     let okey = OriginKey { access_key: &origin.access_key, keys: &origin.keys, region: &origin.region, token };
     let out_fields = post_policy::origin_fields(&fields, bucket, &key, &okey, now);
-    let boundary = boundary();
-    let prefix = form_prefix(&boundary, &out_fields, file.file_name().unwrap_or("file"));
-    let suffix = Bytes::from(format!("\r\n--{boundary}--\r\n"));
-    let ct = HeaderValue::from_str(&format!("multipart/form-data; boundary={boundary}"))
-        .map_err(|_| Error::InvalidRequest("the form could not be re-signed".into()))?;
-    let out = origin.signer().post_form(bucket, ct)?;
-    let stream = FileStream { field: file, pending: Bytes::new(), len: 0, range, failure: failure.clone() };
-    let body: DataStream = Box::pin(
-        futures_util::stream::once(async move { Ok::<_, BoxError>(prefix) })
-            .chain(stream.into_stream())
-            .chain(futures_util::stream::once(async move { Ok::<_, BoxError>(suffix) })),
-    );
-    let sent = Instant::now();
-    // Chunked toward the origin: the file's length is known only at its end.
-    let resp =
-        state.forwarder(&origin.origin).send(out, OutBody::new(body, None, Progress::new()), Some(&failure)).await?;
-    ex.origin_answered(resp.status().as_u16(), sent.elapsed());
-    let (mut rparts, rbody) = resp.into_parts();
-    crate::headers::strip_hop_by_hop(&mut rparts.headers);
+    let form = OutForm { bucket, fields: &out_fields, file, range };
+    let (rparts, rbody) = send_form(state, origin, form, failure, ex).await?;
     if !rparts.status.is_success() {
         let body = crate::handler::screen_origin_error(&rparts, rbody, false).await?;
         return Ok(Response::from_parts(rparts, body));
@@ -209,14 +192,39 @@ async fn forward_anonymous_form(
     ex: &mut Exchange,
 ) -> Result<Response<ProxyBody>, Error> {
     let origin = access.origin_for(Some(bucket));
-    let boundary = boundary();
     let pairs: Vec<(String, String)> = fields.iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect();
-    let prefix = form_prefix(&boundary, &pairs, file.file_name().unwrap_or("file"));
+    let form = OutForm { bucket, fields: &pairs, file, range: None };
+    let (rparts, rbody) = send_form(state, origin, form, failure, ex).await?;
+    Ok(Response::from_parts(rparts, ProxyBody::Origin { body: rbody }))
+}
+
+/// A form as it goes to the origin.
+struct OutForm<'a> {
+    bucket: &'a str,
+    fields: &'a [(String, String)],
+    file: multer::Field<'static>,
+    /// content-length-range, enforced while the file streams.
+    range: Option<(u64, u64)>,
+}
+
+/// Sends `form` to `origin` (a new boundary, the fields, the file streamed),
+/// chunked: the file's length is known only at its end. The response head
+/// comes back less its hop-by-hop headers.
+async fn send_form(
+    state: &AppState,
+    origin: &crate::access::OriginEntry,
+    form: OutForm<'_>,
+    failure: Failure,
+    ex: &mut Exchange,
+) -> Result<(http::response::Parts, crate::forward::OriginBody), Error> {
+    let boundary = boundary();
+    let prefix = form_prefix(&boundary, form.fields, form.file.file_name().unwrap_or("file"));
     let suffix = Bytes::from(format!("\r\n--{boundary}--\r\n"));
     let ct = HeaderValue::from_str(&format!("multipart/form-data; boundary={boundary}"))
         .map_err(|_| Error::InvalidRequest("the form could not be forwarded".into()))?;
-    let out = origin.signer().post_form(bucket, ct)?;
-    let stream = FileStream { field: file, pending: Bytes::new(), len: 0, range: None, failure: failure.clone() };
+    let out = origin.signer().post_form(form.bucket, ct)?;
+    let stream =
+        FileStream { field: form.file, pending: Bytes::new(), len: 0, range: form.range, failure: failure.clone() };
     let body: DataStream = Box::pin(
         futures_util::stream::once(async move { Ok::<_, BoxError>(prefix) })
             .chain(stream.into_stream())
@@ -228,7 +236,7 @@ async fn forward_anonymous_form(
     ex.origin_answered(resp.status().as_u16(), sent.elapsed());
     let (mut rparts, rbody) = resp.into_parts();
     crate::headers::strip_hop_by_hop(&mut rparts.headers);
-    Ok(Response::from_parts(rparts, ProxyBody::Origin { body: rbody }))
+    Ok((rparts, rbody))
 }
 
 /// An unguessable boundary: the file's bytes come from the client, who must
