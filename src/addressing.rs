@@ -460,6 +460,13 @@ pub struct Route<'a> {
     pub canonical_uri: Cow<'a, str>,
 }
 
+/// The bucket of a path-style request: the first segment of its canonical
+/// path (a valid bucket name is never percent-encoded in one). None for `/`.
+pub fn path_bucket(canonical_uri: &str) -> Option<&str> {
+    let b = canonical_uri.strip_prefix('/')?.split('/').next()?;
+    (!b.is_empty()).then_some(b)
+}
+
 /// Can `bucket` go in front of the origin's host name? Over https a dotted
 /// name cannot match a wildcard certificate (`*.s3.example.com` covers one
 /// label), so it goes path style, as the AWS SDKs send it.

@@ -66,15 +66,14 @@ impl AnonymousRequest {
     }
     /// The bucket the request names: its host's, else its path's first segment.
     pub fn bucket(&self) -> Option<&str> {
-        self.bucket.as_deref().or_else(|| first_segment(&self.canonical_uri))
+        self.bucket.as_deref().or_else(|| crate::addressing::path_bucket(&self.canonical_uri))
     }
 }
 
-/// The first segment of a canonical path (a valid bucket name is never
-/// percent-encoded in one). None for `/`.
-pub(crate) fn first_segment(canonical_uri: &str) -> Option<&str> {
-    let b = canonical_uri.strip_prefix('/')?.split('/').next()?;
-    (!b.is_empty()).then_some(b)
+/// What becomes of a request without credentials for `bucket`: its ACCESS_FILE
+/// entry's `anonymous`, else ANONYMOUS_ACCESS (`default`).
+pub fn policy_for(access: &crate::access::Access, default: AnonymousAccess, bucket: Option<&str>) -> AnonymousAccess {
+    access.bucket_entry(bucket).and_then(|e| e.anonymous).unwrap_or(default)
 }
 
 /// Admits a request that has no credentials (the caller checked

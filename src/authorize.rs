@@ -32,12 +32,7 @@ pub const MAX_DELETE_BODY: usize = 2 << 20;
 /// segment of its path (canonical, so a valid bucket name is never
 /// percent-encoded in it). None for the service (`/`).
 pub fn bucket_of(v: &VerifiedRequest) -> Option<&str> {
-    if let Some(b) = v.bucket() {
-        return Some(b);
-    }
-    let path = v.canonical_uri().strip_prefix('/')?;
-    let b = path.split('/').next().unwrap_or("");
-    (!b.is_empty()).then_some(b)
+    v.bucket().or_else(|| crate::addressing::path_bucket(v.canonical_uri()))
 }
 
 /// The decoded object key of a verified request ("" for a bucket request).

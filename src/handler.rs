@@ -96,7 +96,7 @@ fn cors_policy<B>(
         Some(b) => Some(b),
         None => {
             crate::sigv4::encode::canonical_uri_into(&mut path, req.uri().path());
-            crate::anonymous::first_segment(&path)
+            crate::addressing::path_bucket(&path)
         }
     };
     access.bucket_entry(bucket).and_then(|e| e.cors.clone()).or_else(|| cfg.cors.clone())
@@ -202,7 +202,7 @@ async fn proxy(
     if preflight || !has_auth(&parts.headers, parts.uri.query()) {
         // No credentials at all: forwarded unsigned where ANONYMOUS_ACCESS
         // (or the bucket's entry) says so, else refused as always.
-        let policy = |b: Option<&str>| access.bucket_entry(b).and_then(|e| e.anonymous).unwrap_or(cfg.anonymous);
+        let policy = |b: Option<&str>| crate::anonymous::policy_for(&access, cfg.anonymous, b);
         return match crate::anonymous::admit(&parts.uri, &host, policy) {
             Some(mut a) => {
                 if preflight {

@@ -146,7 +146,7 @@ async fn upload(
         // came (unsigned, no policy of ours) where ANONYMOUS_ACCESS or the
         // bucket's entry allows it; the origin's own policy decides.
         let cfg = &state.0.config;
-        let policy = access.bucket_entry(Some(bucket)).and_then(|e| e.anonymous).unwrap_or(cfg.anonymous);
+        let policy = crate::anonymous::policy_for(access, cfg.anonymous, Some(bucket));
         if policy != crate::anonymous::AnonymousAccess::Forward {
             return Err(Error::AccessDenied(
                 "Anonymous access is not allowed through this proxy; sign the request".into(),
